@@ -1,0 +1,8 @@
+//! transactional-livepatch: apply kernel livepatches as one transaction on a
+//! btrfs snapshot-rooted system, so that what runs equals what boots.
+
+pub mod btrfs;
+pub mod cmd;
+pub mod config;
+pub mod error;
+pub mod package;
