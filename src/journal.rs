@@ -1,0 +1,354 @@
+//! The transaction journal and the lock.
+//!
+//! Both live on the shared `/var` subvolume (`/var/lib/transactional-livepatch`),
+//! so they survive a rollback of the root: the history of what was done must not
+//! roll back with the system. One JSON file per transaction, replaced atomically
+//! (write, fsync, rename, fsync the directory) at every step, so after a crash
+//! the file says which step was reached. The directory is 0700 and files 0600.
+
+use crate::error::{FailureKind, failure};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const STATE_DIR: &str = "var/lib/transactional-livepatch";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Apply,
+    Rollback,
+}
+
+/// How far a transaction got. Order matters: later steps compare greater.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Entry written, nothing changed yet.
+    Started,
+    /// The new read-write snapshot exists.
+    SnapshotCreated,
+    /// The package is installed in the snapshot.
+    Installed,
+    /// The new initrd is in place and verified.
+    InitrdBuilt,
+    /// The snapshot is read-only and complete.
+    Sealed,
+    /// The running kernel was changed (patches loaded or removed).
+    LiveDone,
+    /// The default subvolume points at the target.
+    DefaultSet,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Still running, or interrupted: `recover` must look at it.
+    Open,
+    Committed,
+    /// Undone: the system is in the state before the transaction.
+    Aborted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PackageRecord {
+    pub file: String,
+    pub nevra: String,
+    pub sha256: String,
+    pub kernel_release: String,
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub kind: Kind,
+    pub started: String,
+    pub finished: Option<String>,
+    /// Snapshot number that was the default when the transaction began.
+    pub base: u32,
+    /// Snapshot number the transaction makes the default (new for apply).
+    pub target: Option<u32>,
+    pub package: Option<PackageRecord>,
+    /// Whether the running kernel is part of the transaction.
+    pub live: bool,
+    pub step: Step,
+    pub outcome: Outcome,
+    /// Set when `recover` closed the entry instead of the process that opened it.
+    #[serde(default)]
+    pub recovered: bool,
+    pub error: Option<String>,
+    pub error_kind: Option<FailureKind>,
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Write `bytes` to `path` atomically and durably, mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path without parent")?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    fsync_dir(dir)
+}
+
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// The journal of the system mounted at `root`, creating its directory.
+    pub fn open(root: &Path) -> Result<Journal> {
+        let state = root.join(STATE_DIR);
+        let dir = state.join("transactions");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        for d in [&state, &dir] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {}", d.display()))?;
+        }
+        Ok(Journal { dir })
+    }
+
+    /// Read-only view; a missing journal reads as empty.
+    pub fn open_readonly(root: &Path) -> Journal {
+        Journal {
+            dir: root.join(STATE_DIR).join("transactions"),
+        }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    pub fn write(&self, entry: &Entry) -> Result<()> {
+        let text = serde_json::to_vec_pretty(entry)?;
+        write_atomic(&self.path(&entry.id), &text)
+            .with_context(|| format!("recording transaction {}", entry.id))
+    }
+
+    /// A new entry with a unique, time-ordered id.
+    pub fn begin(&self, kind: Kind, base: u32) -> Result<Entry> {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let mut n = 0;
+        let id = loop {
+            let id = format!("{stamp}-{n:03}");
+            if !self.path(&id).exists() {
+                break id;
+            }
+            n += 1;
+        };
+        let entry = Entry {
+            id,
+            kind,
+            started: now_rfc3339(),
+            finished: None,
+            base,
+            target: None,
+            package: None,
+            live: false,
+            step: Step::Started,
+            outcome: Outcome::Open,
+            recovered: false,
+            error: None,
+            error_kind: None,
+        };
+        self.write(&entry)?;
+        Ok(entry)
+    }
+
+    /// Every entry, oldest first. Unreadable files are reported, not skipped.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let p = e?.path();
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let entry: Entry =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+            out.push(entry);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub fn open_entries(&self) -> Result<Vec<Entry>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.outcome == Outcome::Open)
+            .collect())
+    }
+}
+
+impl Entry {
+    pub fn step(&mut self, journal: &Journal, step: Step) -> Result<()> {
+        self.step = step;
+        journal.write(self)
+    }
+
+    pub fn close(
+        &mut self,
+        journal: &Journal,
+        outcome: Outcome,
+        error: Option<&anyhow::Error>,
+    ) -> Result<()> {
+        self.outcome = outcome;
+        self.finished = Some(now_rfc3339());
+        if let Some(e) = error {
+            self.error = Some(format!("{e:#}"));
+            self.error_kind = Some(crate::error::kind_of(e));
+        }
+        journal.write(self)
+    }
+}
+
+/// The exclusive transaction lock, shared by the CLI and the daemon (which runs
+/// changing operations through this same library). Held until dropped; the
+/// kernel releases it if the process dies.
+pub struct Lock {
+    _file: nix::fcntl::Flock<File>,
+}
+
+impl Lock {
+    pub fn acquire(root: &Path, what: &str) -> Result<Lock> {
+        let dir = root.join(STATE_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut locked =
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(l) => l,
+                Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    drop(file);
+                    return Err(failure(
+                        FailureKind::Busy,
+                        format!(
+                            "another transaction is running ({}); try again when it has finished",
+                            holder.trim()
+                        ),
+                    ));
+                }
+                Err((_, e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()));
+                }
+            };
+        // Say who holds it, for the Busy message of the next caller.
+        locked.set_len(0).ok();
+        let _ = writeln!(
+            &mut *locked,
+            "{what}, pid {}, since {}",
+            std::process::id(),
+            now_rfc3339()
+        );
+        Ok(Lock { _file: locked })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_roundtrip_and_stay_private() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::open(d.path()).unwrap();
+        let mut e = j.begin(Kind::Apply, 1).unwrap();
+        e.target = Some(2);
+        e.step(&j, Step::SnapshotCreated).unwrap();
+        let e2 = j.begin(Kind::Rollback, 2).unwrap();
+        assert_ne!(e.id, e2.id);
+        let all = j.entries().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].step, Step::SnapshotCreated);
+        assert_eq!(j.open_entries().unwrap().len(), 2);
+        e.close(&j, Outcome::Committed, None).unwrap();
+        assert_eq!(j.open_entries().unwrap().len(), 1);
+        let mode = std::fs::metadata(j.path(&e.id)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(&j.dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn closing_with_error_records_kind() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::open(d.path()).unwrap();
+        let mut e = j.begin(Kind::Apply, 1).unwrap();
+        let err = failure(FailureKind::InitrdFailed, "dracut failed");
+        e.close(&j, Outcome::Aborted, Some(&err)).unwrap();
+        let back = &j.entries().unwrap()[0];
+        assert_eq!(back.error_kind, Some(FailureKind::InitrdFailed));
+        assert_eq!(back.error.as_deref(), Some("dracut failed"));
+    }
+
+    #[test]
+    fn second_lock_is_busy() {
+        let d = tempfile::tempdir().unwrap();
+        let first = Lock::acquire(d.path(), "apply x").unwrap();
+        let e = Lock::acquire(d.path(), "apply y").err().unwrap();
+        assert_eq!(crate::error::kind_of(&e), FailureKind::Busy);
+        assert!(e.to_string().contains("apply x"), "{e}");
+        drop(first);
+        Lock::acquire(d.path(), "apply z").unwrap();
+    }
+}

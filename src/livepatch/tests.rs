@@ -1,0 +1,232 @@
+//! The load / reverse state machine against a temp-dir sysfs and a fake kernel.
+//! (The real kernel is exercised by the VM tier.)
+
+use super::*;
+use std::cell::RefCell;
+use std::fs;
+use std::path::PathBuf;
+
+/// How the fake kernel behaves on load.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    /// The transition finishes at once.
+    Immediate,
+    /// The transition never finishes; writing enabled=0 reverses it at once.
+    Stall,
+    /// finit_module fails.
+    Refuse,
+}
+
+struct FakeKernel {
+    root: PathBuf,
+    behaviour: Behaviour,
+    replace: bool,
+    unloaded: RefCell<Vec<String>>,
+}
+
+impl FakeKernel {
+    fn lp(&self) -> PathBuf {
+        self.root.join("sys/kernel/livepatch")
+    }
+    fn add_patch(&self, name: &str, transition: bool) {
+        let d = self.lp().join(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("enabled"), "1\n").unwrap();
+        fs::write(d.join("transition"), if transition { "1\n" } else { "0\n" }).unwrap();
+        let m = self.root.join("sys/module").join(name);
+        fs::create_dir_all(&m).unwrap();
+        fs::write(m.join("initstate"), "live\n").unwrap();
+    }
+    /// What the kernel does after enabled=0 was written: the reverse
+    /// transition ends and the directory goes.
+    fn settle_disables(&self) {
+        for e in fs::read_dir(self.lp()).unwrap().flatten() {
+            let en = fs::read_to_string(e.path().join("enabled")).unwrap();
+            if en.trim() == "0" {
+                fs::remove_dir_all(e.path()).unwrap();
+            }
+        }
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn load_module(&self, file: &std::fs::File) -> Result<()> {
+        use std::io::Read;
+        let mut name = String::new();
+        (&*file).read_to_string(&mut name).unwrap();
+        let name = name.trim().to_string();
+        match self.behaviour {
+            Behaviour::Refuse => anyhow::bail!("Invalid module format"),
+            Behaviour::Stall => self.add_patch(&name, true),
+            Behaviour::Immediate => {
+                if self.replace {
+                    for e in fs::read_dir(self.lp()).unwrap().flatten() {
+                        fs::remove_dir_all(e.path()).unwrap();
+                    }
+                }
+                self.add_patch(&name, false)
+            }
+        }
+        Ok(())
+    }
+    fn unload_module(&self, name: &str) -> Result<()> {
+        self.settle_disables();
+        if self.lp().join(name).exists() {
+            anyhow::bail!("Resource temporarily unavailable (module in use)");
+        }
+        fs::remove_dir_all(self.root.join("sys/module").join(name)).unwrap();
+        self.unloaded.borrow_mut().push(name.to_string());
+        Ok(())
+    }
+}
+
+fn setup(behaviour: Behaviour, replace: bool) -> (tempfile::TempDir, FakeKernel) {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir_all(d.path().join("sys/kernel/livepatch")).unwrap();
+    fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
+    fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.1.0-56-amd64\n").unwrap();
+    let k = FakeKernel {
+        root: d.path().to_path_buf(),
+        behaviour,
+        replace,
+        unloaded: RefCell::new(Vec::new()),
+    };
+    (d, k)
+}
+
+fn module_file(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.ko"));
+    fs::write(&p, name).unwrap();
+    p
+}
+
+fn fast() -> Timing {
+    Timing {
+        grace: Duration::from_millis(50),
+        timeout: Duration::from_millis(200),
+        reverse_timeout: Duration::from_millis(200),
+        poll: Duration::from_millis(10),
+    }
+}
+
+#[test]
+fn unsupported_kernel_is_refused_with_its_kind() {
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
+    fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.18.0\n").unwrap();
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &RealKernel,
+        timing: fast(),
+    };
+    let e = lp.require_support().unwrap_err();
+    assert_eq!(crate::error::kind_of(&e), FailureKind::KernelUnsupported);
+    assert!(e.to_string().contains("6.18.0"), "{e}");
+}
+
+#[test]
+fn immediate_load_succeeds() {
+    let (d, k) = setup(Behaviour::Immediate, false);
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &k,
+        timing: fast(),
+    };
+    let m = module_file(d.path(), "tlp_a");
+    let replaced = lp.load(&m, "tlp_a", &|_| {}).unwrap();
+    assert!(replaced.is_empty());
+    let p = lp.sysfs.patch("tlp_a").unwrap().unwrap();
+    assert!(p.enabled && !p.transition);
+}
+
+#[test]
+fn cumulative_load_removes_replaced_modules() {
+    let (d, k) = setup(Behaviour::Immediate, false);
+    k.add_patch("tlp_cumul_1", false);
+    let k2 = FakeKernel {
+        replace: true,
+        ..k
+    };
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &k2,
+        timing: fast(),
+    };
+    let m = module_file(d.path(), "tlp_cumul_2");
+    let replaced = lp.load(&m, "tlp_cumul_2", &|_| {}).unwrap();
+    assert_eq!(replaced, vec!["tlp_cumul_1".to_string()]);
+    assert_eq!(*k2.unloaded.borrow(), vec!["tlp_cumul_1".to_string()]);
+    assert!(!lp.sysfs.module_loaded("tlp_cumul_1"));
+}
+
+#[test]
+fn stalled_transition_is_reported_reversed_and_removed() {
+    let (d, k) = setup(Behaviour::Stall, false);
+    // A task that never leaves the old code.
+    let t = d.path().join("proc/42/task/43");
+    fs::create_dir_all(&t).unwrap();
+    fs::write(t.join("patch_state"), "0\n").unwrap();
+    fs::write(t.join("comm"), "tlp_holder\n").unwrap();
+    fs::write(t.join("stack"), "[<0>] tlp_holder_sleep+0x1a/0x40\n[<0>] kthread+0xe8/0x110\n").unwrap();
+    // Another one that already switched.
+    let t2 = d.path().join("proc/50/task/50");
+    fs::create_dir_all(&t2).unwrap();
+    fs::write(t2.join("patch_state"), "1\n").unwrap();
+    fs::write(t2.join("comm"), "bash\n").unwrap();
+
+    // The fake kernel reverses as soon as enabled=0 is written: emulate that
+    // from the report callback, which runs while waiting.
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &k,
+        timing: fast(),
+    };
+    let messages = RefCell::new(Vec::new());
+    let report = |m: &str| {
+        messages.borrow_mut().push(m.to_string());
+        k.settle_disables();
+    };
+    let m = module_file(d.path(), "tlp_stall");
+    let e = lp.load(&m, "tlp_stall", &report).unwrap_err();
+    assert_eq!(crate::error::kind_of(&e), FailureKind::TransitionStalled, "{e:#}");
+    let text = e.to_string();
+    assert!(text.contains("tlp_holder (pid 43) in tlp_holder_sleep"), "{text}");
+    assert!(!text.contains("bash"), "{text}");
+    assert!(
+        messages.borrow().iter().any(|m| m.contains("still in transition")),
+        "{:?}",
+        messages.borrow()
+    );
+    assert!(lp.sysfs.patch("tlp_stall").unwrap().is_none());
+    assert_eq!(*k.unloaded.borrow(), vec!["tlp_stall".to_string()]);
+    // Never forced.
+    assert!(!d.path().join("sys/kernel/livepatch/tlp_stall/force").exists());
+}
+
+#[test]
+fn refused_module_is_load_failed() {
+    let (d, k) = setup(Behaviour::Refuse, false);
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &k,
+        timing: fast(),
+    };
+    let m = module_file(d.path(), "tlp_bad");
+    let e = lp.load(&m, "tlp_bad", &|_| {}).unwrap_err();
+    assert_eq!(crate::error::kind_of(&e), FailureKind::LoadFailed);
+    assert!(e.to_string().contains("Invalid module format"), "{e}");
+}
+
+#[test]
+fn disable_waits_for_the_directory_to_go_then_unloads() {
+    let (d, k) = setup(Behaviour::Immediate, false);
+    k.add_patch("tlp_b", false);
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &k,
+        timing: fast(),
+    };
+    lp.disable("tlp_b", &|_| k.settle_disables()).unwrap();
+    assert!(lp.sysfs.patch("tlp_b").unwrap().is_none());
+    assert_eq!(*k.unloaded.borrow(), vec!["tlp_b".to_string()]);
+}
