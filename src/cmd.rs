@@ -15,7 +15,10 @@ const STDERR_TAIL: usize = 2048;
 
 /// The environment every subprocess gets; nothing else is passed through.
 pub const BASE_ENV: &[(&str, &str)] = &[
-    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    (
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
     ("LC_ALL", "C"),
     ("LANG", "C"),
 ];
@@ -90,7 +93,11 @@ impl CommandRunExt for Command {
             None => format!("killed by a signal ({:?})", out.status),
         };
         let err = tail(&out.stderr);
-        let err = if err.is_empty() { tail(&out.stdout) } else { err };
+        let err = if err.is_empty() {
+            tail(&out.stdout)
+        } else {
+            err
+        };
         Err(anyhow!("`{line}` failed with {status}: {err}"))
     }
 }

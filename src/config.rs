@@ -16,7 +16,7 @@ pub const VENDOR_CONFIG: &str = "usr/lib/transactional-livepatch/config.toml";
 pub const ADMIN_CONFIG: &str = "etc/transactional-livepatch/config.toml";
 pub const ADMIN_CONFIG_DIR: &str = "etc/transactional-livepatch/config.d";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub snapshots: SnapshotConfig,
@@ -53,7 +53,7 @@ pub struct LivepatchConfig {
     pub reverse_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct InitrdConfig {
     /// Path of the initrd inside the snapshot; `{kver}` is replaced by the kernel
@@ -64,22 +64,11 @@ pub struct InitrdConfig {
     pub dracut_args: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackageConfig {
     /// Refuse packages without a valid signature.
     pub require_signature: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            snapshots: SnapshotConfig::default(),
-            livepatch: LivepatchConfig::default(),
-            initrd: InitrdConfig::default(),
-            packages: PackageConfig::default(),
-        }
-    }
 }
 
 impl Default for SnapshotConfig {
@@ -98,23 +87,6 @@ impl Default for LivepatchConfig {
             transition_grace_secs: 15,
             transition_timeout_secs: 60,
             reverse_timeout_secs: 60,
-        }
-    }
-}
-
-impl Default for InitrdConfig {
-    fn default() -> Self {
-        InitrdConfig {
-            path: String::new(),
-            dracut_args: Vec::new(),
-        }
-    }
-}
-
-impl Default for PackageConfig {
-    fn default() -> Self {
-        PackageConfig {
-            require_signature: false,
         }
     }
 }
@@ -151,7 +123,9 @@ pub fn fragments(root: &Path) -> Result<Vec<PathBuf>> {
         Ok(entries) => {
             let mut extra = Vec::new();
             for e in entries {
-                let p = e.with_context(|| format!("reading {}", dir.display()))?.path();
+                let p = e
+                    .with_context(|| format!("reading {}", dir.display()))?
+                    .path();
                 if p.extension().is_some_and(|x| x == "toml") {
                     extra.push(p);
                 }
@@ -237,7 +211,11 @@ mod tests {
             VENDOR_CONFIG,
             "[livepatch]\ntransition_grace_secs = 5\ntransition_timeout_secs = 30\n",
         );
-        write(d.path(), ADMIN_CONFIG, "[livepatch]\ntransition_timeout_secs = 40\n");
+        write(
+            d.path(),
+            ADMIN_CONFIG,
+            "[livepatch]\ntransition_timeout_secs = 40\n",
+        );
         write(
             d.path(),
             "etc/transactional-livepatch/config.d/50-test.toml",
@@ -252,7 +230,11 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), ADMIN_CONFIG, "[livepatch]\ntransition_grace = 5\n");
+        write(
+            d.path(),
+            ADMIN_CONFIG,
+            "[livepatch]\ntransition_grace = 5\n",
+        );
         let e = Config::load(d.path(), None).unwrap_err();
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
         write(d.path(), ADMIN_CONFIG, "[nonsense]\n");

@@ -2,8 +2,8 @@
 //!
 //! What a snapshot boots with is decided inside the snapshot: the ordered list
 //! of livepatch modules for each kernel (the *boot stack*,
-//! `/etc/transactional-livepatch/stack/<kver>`, one `name path` line per
-//! module, load order) rolls back with it. Our dracut module
+//! `/etc/transactional-livepatch/stack/<kver>`, one `name path package` line
+//! per module, load order) rolls back with it. Our dracut module
 //! (`dracut-module/90transactional-livepatch`) copies the stack file and the
 //! modules into the initrd and loads them early in boot. dracut writes into a
 //! temp file next to the final one, which is renamed into place only after the
@@ -27,6 +27,9 @@ pub struct StackEntry {
     pub name: String,
     /// Absolute path of the .ko inside the snapshot.
     pub path: String,
+    /// name-version-release.arch of the package that brought it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
 }
 
 /// The boot stack of `snapshot_root` for kernel `kver`: the recorded order,
@@ -46,6 +49,7 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
                 let (Some(name), Some(path)) = (it.next(), it.next()) else {
                     continue;
                 };
+                let package = it.next().filter(|p| *p != "-").map(str::to_string);
                 if is_livepatch_path(path)
                     && std::fs::symlink_metadata(snapshot_root.join(path.trim_start_matches('/')))
                         .is_ok_and(|m| m.is_file())
@@ -53,6 +57,7 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
                     out.push(StackEntry {
                         name: name.into(),
                         path: path.into(),
+                        package,
                     });
                 }
             }
@@ -76,8 +81,14 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
             }
             let path = format!("/{base}/{kver}/livepatch/{fname}");
             let name = stem.replace('-', "_");
-            if !out.iter().any(|s| s.name == name) && !extra.iter().any(|s: &StackEntry| s.name == name) {
-                extra.push(StackEntry { name, path });
+            if !out.iter().any(|s| s.name == name)
+                && !extra.iter().any(|s: &StackEntry| s.name == name)
+            {
+                extra.push(StackEntry {
+                    name,
+                    path,
+                    package: None,
+                });
             }
         }
     }
@@ -93,7 +104,8 @@ pub fn write_stack(snapshot_root: &Path, kver: &str, stack: &[StackEntry]) -> Re
         "# Livepatch modules this snapshot loads at boot, in order. Written by transactional-livepatch.\n",
     );
     for s in stack {
-        text.push_str(&format!("{} {}\n", s.name, s.path));
+        let package = s.package.as_deref().unwrap_or("-");
+        text.push_str(&format!("{} {} {package}\n", s.name, s.path));
     }
     crate::journal::write_atomic(&dir.join(kver), text.as_bytes())?;
     use std::os::unix::fs::PermissionsExt;
@@ -110,7 +122,9 @@ pub fn is_livepatch_path(path: &str) -> bool {
     let parts: Vec<&str> = rest.split('/').collect();
     parts.len() == 3
         && parts[1] == "livepatch"
-        && parts.iter().all(|p| !p.is_empty() && *p != "." && *p != "..")
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != "..")
         && parts[2].ends_with(".ko")
 }
 
@@ -137,12 +151,15 @@ pub fn parse_lsinitrd(listing: &str) -> Vec<String> {
         .filter(|l| {
             let t = l.as_bytes().first().copied().unwrap_or(b' ');
             // An `ls -l` line starts with the file type character.
-            matches!(t, b'-' | b'd' | b'l' | b'c' | b'b' | b'p' | b's') && l.len() > 10
+            matches!(t, b'-' | b'd' | b'l' | b'c' | b'b' | b'p' | b's')
+                && l.len() > 10
                 && l.as_bytes()[1..10].iter().all(|c| b"rwxsStT-".contains(c))
         })
         .filter_map(|l| {
             let l = l.split(" -> ").next().unwrap_or(l);
-            l.split_whitespace().last().map(|p| p.trim_start_matches("./").to_string())
+            l.split_whitespace()
+                .last()
+                .map(|p| p.trim_start_matches("./").to_string())
         })
         .collect()
 }
@@ -195,7 +212,12 @@ pub fn regenerate(
             .command("lsinitrd")
             .arg(&tmp_inner)
             .run_stdout()
-            .map_err(|e| failure(FailureKind::InitrdFailed, format!("cannot list the new initrd: {e:#}")))?;
+            .map_err(|e| {
+                failure(
+                    FailureKind::InitrdFailed,
+                    format!("cannot list the new initrd: {e:#}"),
+                )
+            })?;
         let paths = parse_lsinitrd(&listing);
         let missing = missing_from(&paths, kver, stack);
         if !missing.is_empty() {
@@ -220,7 +242,11 @@ pub fn regenerate(
             }
         }
         std::fs::rename(&tmp_host, &final_host).with_context(|| {
-            format!("renaming {} to {}", tmp_host.display(), final_host.display())
+            format!(
+                "renaming {} to {}",
+                tmp_host.display(),
+                final_host.display()
+            )
         })?;
         if let Some(d) = final_host.parent() {
             std::fs::File::open(d).and_then(|f| f.sync_all()).ok();
@@ -274,15 +300,23 @@ lrwxrwxrwx   1 root     root            7 Nov 23 11:00 lib -> usr/lib
         let simple = StackEntry {
             name: "tlp_simple".into(),
             path: format!("/lib/modules/{k}/livepatch/tlp_simple.ko"),
+            package: Some("tlp-livepatch-simple-1-1.x86_64".into()),
         };
         assert!(missing_from(&p, k, std::slice::from_ref(&simple)).is_empty());
         let other = StackEntry {
             name: "tlp_other".into(),
             path: format!("/lib/modules/{k}/livepatch/tlp_other.ko"),
+            package: None,
         };
         let m = missing_from(&p, k, &[simple, other]);
-        assert_eq!(m, vec![format!("module /lib/modules/{k}/livepatch/tlp_other.ko")]);
-        assert_eq!(missing_from(&[], k, &[]), vec![format!("the hook {HOOK_NAME}")]);
+        assert_eq!(
+            m,
+            vec![format!("module /lib/modules/{k}/livepatch/tlp_other.ko")]
+        );
+        assert_eq!(
+            missing_from(&[], k, &[]),
+            vec![format!("the hook {HOOK_NAME}")]
+        );
     }
 
     #[test]
@@ -297,6 +331,7 @@ lrwxrwxrwx   1 root     root            7 Nov 23 11:00 lib -> usr/lib
         let e = |n: &str| StackEntry {
             name: n.into(),
             path: format!("/lib/modules/{k}/livepatch/{n}.ko"),
+            package: None,
         };
         write_stack(d.path(), k, &[e("tlp_b"), e("tlp_gone"), e("tlp_a")]).unwrap();
         let s = read_stack(d.path(), k).unwrap();
@@ -306,11 +341,17 @@ lrwxrwxrwx   1 root     root            7 Nov 23 11:00 lib -> usr/lib
 
     #[test]
     fn livepatch_paths() {
-        assert!(is_livepatch_path("/lib/modules/6.1.0-56-amd64/livepatch/a.ko"));
-        assert!(is_livepatch_path("/usr/lib/modules/6.1.0-56-amd64/livepatch/a.ko"));
+        assert!(is_livepatch_path(
+            "/lib/modules/6.1.0-56-amd64/livepatch/a.ko"
+        ));
+        assert!(is_livepatch_path(
+            "/usr/lib/modules/6.1.0-56-amd64/livepatch/a.ko"
+        ));
         assert!(!is_livepatch_path("/lib/modules/6.1.0-56-amd64/extra/a.ko"));
         assert!(!is_livepatch_path("/lib/modules/../livepatch/a.ko"));
-        assert!(!is_livepatch_path("/lib/modules/k/livepatch/../../../etc/a.ko"));
+        assert!(!is_livepatch_path(
+            "/lib/modules/k/livepatch/../../../etc/a.ko"
+        ));
         assert!(!is_livepatch_path("lib/modules/k/livepatch/a.ko"));
         assert!(!is_livepatch_path("/lib/modules/k/livepatch/a.txt"));
     }
@@ -322,7 +363,13 @@ lrwxrwxrwx   1 root     root            7 Nov 23 11:00 lib -> usr/lib
         assert_eq!(initrd_path(d.path(), k, ""), format!("/boot/initrd-{k}"));
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
         std::fs::write(d.path().join(format!("boot/initrd.img-{k}")), "").unwrap();
-        assert_eq!(initrd_path(d.path(), k, ""), format!("/boot/initrd.img-{k}"));
-        assert_eq!(initrd_path(d.path(), k, "/boot/x-{kver}"), format!("/boot/x-{k}"));
+        assert_eq!(
+            initrd_path(d.path(), k, ""),
+            format!("/boot/initrd.img-{k}")
+        );
+        assert_eq!(
+            initrd_path(d.path(), k, "/boot/x-{kver}"),
+            format!("/boot/x-{k}")
+        );
     }
 }

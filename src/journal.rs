@@ -323,7 +323,10 @@ mod tests {
         assert_eq!(j.open_entries().unwrap().len(), 2);
         e.close(&j, Outcome::Committed, None).unwrap();
         assert_eq!(j.open_entries().unwrap().len(), 1);
-        let mode = std::fs::metadata(j.path(&e.id)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(j.path(&e.id))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let mode = std::fs::metadata(&j.dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);

@@ -2,13 +2,19 @@
 //! btrfs snapshot-rooted system, so that what runs equals what boots.
 
 pub mod btrfs;
+pub mod chroot;
+pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod error;
-pub mod package;
-pub mod chroot;
+pub mod failpoints;
+pub mod initrd;
 pub mod journal;
 pub mod livepatch;
 pub mod mount;
+pub mod package;
+pub mod recover;
 pub mod snapshot;
-pub mod initrd;
+pub mod status;
+pub mod system;
+pub mod transaction;

@@ -135,8 +135,8 @@ impl Snapshots {
     fn snapshot_at(&self, number: u32) -> Result<Snapshot> {
         let dir = self.dir().join(number.to_string());
         let path = dir.join("snapshot");
-        let info = btrfs::subvolume_info(&path)
-            .with_context(|| format!("reading snapshot {number}"))?;
+        let info =
+            btrfs::subvolume_info(&path).with_context(|| format!("reading snapshot {number}"))?;
         let xml = read_info(&dir).unwrap_or_default();
         Ok(Snapshot {
             number,
@@ -185,7 +185,12 @@ impl Snapshots {
         self.list()?
             .into_iter()
             .find(|s| s.id == id)
-            .with_context(|| format!("the default subvolume (id {id}) is not a numbered snapshot under {}", self.dir().display()))
+            .with_context(|| {
+                format!(
+                    "the default subvolume (id {id}) is not a numbered snapshot under {}",
+                    self.dir().display()
+                )
+            })
     }
 
     /// The snapshot mounted at the root (what is running), if it is one.
@@ -249,7 +254,13 @@ impl Snapshots {
     fn create_snapper(&self, base: &Snapshot, description: &str) -> Result<Snapshot> {
         let out = self
             .snapper()
-            .args(["create", "--type", "single", "--read-write", "--print-number"])
+            .args([
+                "create",
+                "--type",
+                "single",
+                "--read-write",
+                "--print-number",
+            ])
             .args(["--from", &base.number.to_string()])
             .args(["--cleanup-algorithm", "number"])
             .args(["--description", description])
@@ -278,8 +289,7 @@ impl Snapshots {
                 write_info(&dir, &info)?;
             }
         }
-        btrfs::sync(&snap.path)
-            .with_context(|| format!("sealing snapshot {}", snap.number))
+        btrfs::sync(&snap.path).with_context(|| format!("sealing snapshot {}", snap.number))
     }
 
     /// Delete a snapshot and its directory. Never the default one.

@@ -168,7 +168,9 @@ impl Livepatch<'_> {
                 ),
             ));
         }
-        report(&format!("livepatch {name} loaded, waiting for its transition"));
+        report(&format!(
+            "livepatch {name} loaded, waiting for its transition"
+        ));
         if !self.wait(name, true, self.timing.timeout, report)? {
             let blockers = self.sysfs.blockers(0)?;
             let who = describe_blockers(&blockers);
@@ -186,12 +188,7 @@ impl Livepatch<'_> {
                 ),
             ));
         }
-        let after: Vec<String> = self
-            .sysfs
-            .patches()?
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let after: Vec<String> = self.sysfs.patches()?.into_iter().map(|p| p.name).collect();
         let replaced: Vec<String> = before
             .into_iter()
             .filter(|b| b != name && !after.contains(b))
@@ -201,7 +198,9 @@ impl Livepatch<'_> {
                 self.kernel.unload_module(old).with_context(|| {
                     format!("removing module of livepatch {old}, replaced by {name}")
                 })?;
-                report(&format!("livepatch {old} was replaced by {name}; module removed"));
+                report(&format!(
+                    "livepatch {old} was replaced by {name}; module removed"
+                ));
             }
         }
         Ok(replaced)
@@ -230,7 +229,9 @@ impl Livepatch<'_> {
             self.kernel.unload_module(name).map_err(|e| {
                 failure(
                     FailureKind::UnloadFailed,
-                    format!("livepatch {name} is disabled but its module could not be removed: {e:#}"),
+                    format!(
+                        "livepatch {name} is disabled but its module could not be removed: {e:#}"
+                    ),
                 )
             })?;
         }

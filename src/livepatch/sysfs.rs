@@ -99,6 +99,29 @@ impl Sysfs {
         Ok(out)
     }
 
+    /// Enabled (or transitioning) patches in load order, oldest first.
+    /// sysfs lists them by name; /proc/modules lists modules newest first.
+    pub fn live_in_load_order(&self) -> Result<Vec<LivePatch>> {
+        let mut patches: Vec<LivePatch> = self
+            .patches()?
+            .into_iter()
+            .filter(|p| p.enabled || p.transition)
+            .collect();
+        let modules = std::fs::read_to_string(self.root.join("proc/modules")).unwrap_or_default();
+        let newest_first: Vec<&str> = modules
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let age = |name: &str| {
+            newest_first
+                .iter()
+                .position(|m| *m == name)
+                .map_or(0, |i| newest_first.len() - i)
+        };
+        patches.sort_by_key(|p| age(&p.name));
+        Ok(patches)
+    }
+
     pub fn write_enabled(&self, name: &str, enabled: bool) -> Result<()> {
         let p = self.livepatch_dir().join(name).join("enabled");
         std::fs::write(&p, if enabled { "1" } else { "0" })
@@ -106,8 +129,17 @@ impl Sysfs {
     }
 
     pub fn module_loaded(&self, name: &str) -> bool {
-        self.root.join("sys/module").join(name).join("initstate").exists()
-            || self.root.join("sys/module").join(name).join("refcnt").exists()
+        self.root
+            .join("sys/module")
+            .join(name)
+            .join("initstate")
+            .exists()
+            || self
+                .root
+                .join("sys/module")
+                .join(name)
+                .join("refcnt")
+                .exists()
     }
 
     /// Tasks whose patch_state is `unswitched` (0 = still on the old code when

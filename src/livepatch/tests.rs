@@ -84,7 +84,11 @@ fn setup(behaviour: Behaviour, replace: bool) -> (tempfile::TempDir, FakeKernel)
     let d = tempfile::tempdir().unwrap();
     fs::create_dir_all(d.path().join("sys/kernel/livepatch")).unwrap();
     fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
-    fs::write(d.path().join("proc/sys/kernel/osrelease"), "6.1.0-56-amd64\n").unwrap();
+    fs::write(
+        d.path().join("proc/sys/kernel/osrelease"),
+        "6.1.0-56-amd64\n",
+    )
+    .unwrap();
     let k = FakeKernel {
         root: d.path().to_path_buf(),
         behaviour,
@@ -143,10 +147,7 @@ fn immediate_load_succeeds() {
 fn cumulative_load_removes_replaced_modules() {
     let (d, k) = setup(Behaviour::Immediate, false);
     k.add_patch("tlp_cumul_1", false);
-    let k2 = FakeKernel {
-        replace: true,
-        ..k
-    };
+    let k2 = FakeKernel { replace: true, ..k };
     let lp = Livepatch {
         sysfs: Sysfs::new(d.path()),
         kernel: &k2,
@@ -167,7 +168,11 @@ fn stalled_transition_is_reported_reversed_and_removed() {
     fs::create_dir_all(&t).unwrap();
     fs::write(t.join("patch_state"), "0\n").unwrap();
     fs::write(t.join("comm"), "tlp_holder\n").unwrap();
-    fs::write(t.join("stack"), "[<0>] tlp_holder_sleep+0x1a/0x40\n[<0>] kthread+0xe8/0x110\n").unwrap();
+    fs::write(
+        t.join("stack"),
+        "[<0>] tlp_holder_sleep+0x1a/0x40\n[<0>] kthread+0xe8/0x110\n",
+    )
+    .unwrap();
     // Another one that already switched.
     let t2 = d.path().join("proc/50/task/50");
     fs::create_dir_all(&t2).unwrap();
@@ -188,19 +193,33 @@ fn stalled_transition_is_reported_reversed_and_removed() {
     };
     let m = module_file(d.path(), "tlp_stall");
     let e = lp.load(&m, "tlp_stall", &report).unwrap_err();
-    assert_eq!(crate::error::kind_of(&e), FailureKind::TransitionStalled, "{e:#}");
+    assert_eq!(
+        crate::error::kind_of(&e),
+        FailureKind::TransitionStalled,
+        "{e:#}"
+    );
     let text = e.to_string();
-    assert!(text.contains("tlp_holder (pid 43) in tlp_holder_sleep"), "{text}");
+    assert!(
+        text.contains("tlp_holder (pid 43) in tlp_holder_sleep"),
+        "{text}"
+    );
     assert!(!text.contains("bash"), "{text}");
     assert!(
-        messages.borrow().iter().any(|m| m.contains("still in transition")),
+        messages
+            .borrow()
+            .iter()
+            .any(|m| m.contains("still in transition")),
         "{:?}",
         messages.borrow()
     );
     assert!(lp.sysfs.patch("tlp_stall").unwrap().is_none());
     assert_eq!(*k.unloaded.borrow(), vec!["tlp_stall".to_string()]);
     // Never forced.
-    assert!(!d.path().join("sys/kernel/livepatch/tlp_stall/force").exists());
+    assert!(
+        !d.path()
+            .join("sys/kernel/livepatch/tlp_stall/force")
+            .exists()
+    );
 }
 
 #[test]

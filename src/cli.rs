@@ -1,0 +1,237 @@
+//! The command line, and what each command prints.
+
+use crate::error::FailureKind;
+use crate::system::{Progress, System};
+use crate::{recover, status, transaction};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "transactional-livepatch",
+    version,
+    about = "Apply kernel livepatches as one transaction on a btrfs snapshot root: what runs equals what boots",
+    long_about = None
+)]
+pub struct Cli {
+    /// The managed system's root, with /.snapshots and /var mounted below it as fstab does.
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Where the running kernel's /sys and /proc are (for tests).
+    #[arg(
+        long,
+        global = true,
+        default_value = "/",
+        value_name = "DIR",
+        hide = true
+    )]
+    pub kernel_root: PathBuf,
+    /// An extra configuration file, applied after the layered ones.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print no progress.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print progress as JSON lines on stderr (for the D-Bus daemon and scripts).
+    #[arg(long, global = true)]
+    pub progress_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install a livepatch package in a new snapshot, rebuild its initrd, load the
+    /// patch into the running kernel and make the snapshot the default.
+    Apply {
+        /// The livepatch RPM.
+        package: PathBuf,
+        /// Only stage the patch for the next boot; leave the running kernel alone.
+        #[arg(long)]
+        boot_only: bool,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Return boot and the running kernel to the snapshot that was the default
+    /// before the last apply (or to the named one).
+    Rollback {
+        /// Snapshot number to return to.
+        snapshot: Option<u32>,
+        /// Only change what boots next; leave the running kernel alone.
+        #[arg(long)]
+        boot_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running kernel's livepatches, the default snapshot's, and any drift.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the transaction history.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Finish or undo an interrupted transaction.
+    Recover {
+        #[arg(long)]
+        json: bool,
+    },
+    /// At boot: recover, then load any livepatch of the booted snapshot the initrd did not.
+    BootCheck {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct CliProgress {
+    quiet: bool,
+    json: bool,
+}
+
+impl Progress for CliProgress {
+    fn step(&self, index: usize, total: usize, title: &str) {
+        if self.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "step", "index": index, "total": total, "title": title})
+            );
+        } else if !self.quiet {
+            eprintln!("[{index}/{total}] {title}");
+        }
+    }
+    fn message(&self, text: &str) {
+        if self.json {
+            eprintln!("{}", serde_json::json!({"event": "message", "text": text}));
+        } else if !self.quiet {
+            eprintln!("      {text}");
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let progress = CliProgress {
+        quiet: cli.quiet,
+        json: cli.progress_json,
+    };
+    let sys = System::new(&cli.root, &cli.kernel_root, cli.config.as_deref())
+        .map_err(|e| crate::error::failure(FailureKind::Usage, format!("{e:#}")))?;
+    let kernel = System::real_kernel();
+    match cli.command {
+        Command::Apply {
+            package,
+            boot_only,
+            json,
+        } => {
+            transaction::require_root()?;
+            // Everything the transaction mounts stays in this process's own
+            // namespace and disappears with it, even on SIGKILL.
+            crate::mount::enter_private_namespace()?;
+            let opts = transaction::ApplyOptions { boot_only };
+            let r = transaction::apply(&sys, &package, &opts, kernel, &progress)?;
+            if json {
+                print_json(&r)?;
+            } else if r.live {
+                println!(
+                    "Applied {}: live now, and snapshot {} (the new default) boots with it.",
+                    r.package, r.new_snapshot
+                );
+            } else {
+                println!(
+                    "Staged {} for the next boot: snapshot {} is the new default; the running kernel was not changed.",
+                    r.package, r.new_snapshot
+                );
+            }
+        }
+        Command::Rollback {
+            snapshot,
+            boot_only,
+            json,
+        } => {
+            let opts = transaction::RollbackOptions {
+                target: snapshot,
+                boot_only,
+            };
+            let r = transaction::rollback(&sys, &opts, kernel, &progress)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "Rolled back from snapshot {} to snapshot {}{}.",
+                    r.from_snapshot,
+                    r.to_snapshot,
+                    if r.live {
+                        " (boot and running kernel)"
+                    } else {
+                        " (boot only; the running kernel was not changed)"
+                    }
+                );
+            }
+        }
+        Command::Status { json } => {
+            let s = status::status(&sys)?;
+            if json {
+                print_json(&s)?;
+            } else {
+                print!("{}", status::render(&s));
+            }
+        }
+        Command::List { json } => {
+            let entries = crate::journal::Journal::open_readonly(&sys.root).entries()?;
+            if json {
+                print_json(&entries)?;
+            } else if entries.is_empty() {
+                println!("No transactions yet.");
+            } else {
+                for e in &entries {
+                    println!("{}", status::describe(e));
+                }
+            }
+        }
+        Command::Recover { json } => {
+            let r = recover::recover(&sys, kernel, &progress)?;
+            if json {
+                print_json(&r)?;
+            } else if r.actions.is_empty() && r.stray_snapshots_deleted.is_empty() {
+                println!("Nothing to recover.");
+            } else {
+                for a in &r.actions {
+                    println!(
+                        "Transaction {}: {} ({}).",
+                        a.transaction, a.action, a.detail
+                    );
+                }
+                for n in &r.stray_snapshots_deleted {
+                    println!("Deleted incomplete snapshot {n}.");
+                }
+            }
+        }
+        Command::BootCheck { json } => {
+            let r = recover::boot_check(&sys, kernel, &progress)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "Boot check: {} recovered, {} loaded as fallback, {} failed; {}.",
+                    r.recover.actions.len(),
+                    r.loaded.len(),
+                    r.failed.len(),
+                    if r.in_sync {
+                        "the running livepatches equal the booted snapshot's"
+                    } else {
+                        "DRIFT between running and booted livepatches"
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}

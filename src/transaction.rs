@@ -1,0 +1,584 @@
+//! The apply and rollback transactions.
+//!
+//! # Order of an apply, and why
+//! 1. preflight (no change), lock, journal entry (`started`)
+//! 2. read-write snapshot of the *default* subvolume (not the booted one, so a
+//!    pending default from another tool is built upon, never lost)
+//! 3. package installed in it by its own rpm, in a chroot
+//! 4. boot stack file and initrd regenerated and verified inside it
+//! 5. snapshot sealed: read-only, in-progress marker cleared
+//! 6. the running kernel is changed (patch loaded, transition waited out)
+//! 7. the default subvolume is switched to the new snapshot (one ioctl)
+//! 8. journal `committed`
+//!
+//! Live loading (6) comes *before* the default switch (7) because it is the
+//! step most likely to fail (a refused module, a stalled transition): when it
+//! fails, boot state was never touched, and undoing means reversing the patch
+//! and deleting a snapshot nobody boots. The default switch is a single atomic
+//! ioctl that cannot half-happen. A crash between 6 and 7 leaves a kernel that
+//! runs the new set while the old snapshot is default: `recover` sees from the
+//! journal and the kernel that the new, sealed snapshot is what runs and
+//! finishes the switch; after a power cut the kernel booted the old default, so
+//! `recover` deletes the new snapshot. Either way: old or new, never a half.
+
+use crate::cmd::CommandRunExt;
+use crate::error::{FailureKind, failure};
+use crate::failpoint;
+use crate::initrd::{self, StackEntry};
+use crate::journal::{Entry, Journal, Kind, Lock, Outcome, PackageRecord, Step};
+use crate::livepatch::{Kernel, Livepatch};
+use crate::package::{self, PackageFacts};
+use crate::snapshot::Snapshot;
+use crate::system::{Progress, System};
+use anyhow::{Context, Result};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Stage for the next boot only; leave the running kernel alone.
+    pub boot_only: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApplyReport {
+    pub transaction: String,
+    pub package: String,
+    pub base_snapshot: u32,
+    pub new_snapshot: u32,
+    pub live: bool,
+    pub loaded: Vec<String>,
+    pub replaced: Vec<String>,
+}
+
+/// Refuse early when not root: nothing below may be touched otherwise.
+pub fn require_root() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(failure(
+            FailureKind::NotAuthorized,
+            "this command changes the system and must run as root",
+        ))
+    }
+}
+
+/// Refuse to start while an earlier transaction is still open.
+pub fn require_no_open(journal: &Journal) -> Result<()> {
+    if let Some(e) = journal.open_entries()?.first() {
+        return Err(failure(
+            FailureKind::Busy,
+            format!(
+                "transaction {} ({:?}) was interrupted; run `transactional-livepatch recover` first",
+                e.id, e.kind
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The kernel release directory of `kver` in a snapshot, if installed.
+fn kernel_installed(snapshot_root: &Path, kver: &str) -> bool {
+    ["lib/modules", "usr/lib/modules"].iter().any(|b| {
+        snapshot_root
+            .join(b)
+            .join(kver)
+            .join("modules.order")
+            .exists()
+            || snapshot_root.join(b).join(kver).join("kernel").is_dir()
+    })
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+pub fn module_sha256(snapshot_root: &Path, inner: &str) -> Option<String> {
+    sha256_file(&initrd::host(snapshot_root, inner)).ok()
+}
+
+/// Copy the already verified package (through the handle that was hashed, never
+/// by path again) into the chroot's private /run.
+fn stage_package(file: &mut std::fs::File, env: &crate::chroot::ChrootEnv) -> Result<String> {
+    let inner = "/run/transactional-livepatch/package.rpm";
+    let host = env.host_path(inner);
+    std::fs::create_dir_all(host.parent().unwrap())?;
+    file.rewind()?;
+    let mut out =
+        std::fs::File::create(&host).with_context(|| format!("creating {}", host.display()))?;
+    std::io::copy(file, &mut out).context("copying the package into the snapshot")?;
+    out.flush()?;
+    Ok(inner.to_string())
+}
+
+/// Bring the running kernel's livepatch set to `target` (a boot stack whose
+/// paths are read below `snapshot_root`): load what is missing, in order, then
+/// disable and remove what is extra, newest first. Loading first keeps the
+/// system patched throughout a cumulative downgrade (the older cumulative patch
+/// replaces the newer one); for stacked patches there is nothing to load and
+/// the extra ones go newest first. Returns (loaded, removed).
+pub fn reconcile_live(
+    lp: &Livepatch,
+    snapshot_root: &Path,
+    target: &[StackEntry],
+    progress: &dyn Progress,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let live: Vec<String> = lp
+        .sysfs
+        .live_in_load_order()?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let report = |m: &str| progress.message(m);
+    let mut loaded = Vec::new();
+    let mut removed = Vec::new();
+    for t in target {
+        if live.contains(&t.name) {
+            continue;
+        }
+        let path = initrd::host(snapshot_root, &t.path);
+        progress.message(&format!("loading livepatch {}", t.name));
+        let replaced = lp.load(&path, &t.name, &report)?;
+        loaded.push(t.name.clone());
+        removed.extend(replaced);
+    }
+    let now: Vec<String> = lp
+        .sysfs
+        .live_in_load_order()?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    for extra in now.iter().rev() {
+        if target.iter().any(|t| &t.name == extra) {
+            continue;
+        }
+        progress.message(&format!("disabling livepatch {extra}"));
+        lp.disable(extra, &report)?;
+        removed.push(extra.clone());
+    }
+    Ok((loaded, removed))
+}
+
+/// Whether the running kernel's enabled set equals `target` (as a set).
+pub fn live_matches(lp: &Livepatch, target: &[StackEntry]) -> Result<bool> {
+    let mut live: Vec<String> = lp
+        .sysfs
+        .live_in_load_order()?
+        .into_iter()
+        .filter(|p| p.enabled && !p.transition)
+        .map(|p| p.name)
+        .collect();
+    let mut want: Vec<String> = target.iter().map(|t| t.name.clone()).collect();
+    live.sort();
+    want.sort();
+    Ok(live == want)
+}
+
+const APPLY_STEPS_LIVE: usize = 7;
+const APPLY_STEPS_BOOT: usize = 6;
+
+pub fn apply(
+    sys: &System,
+    package_path: &Path,
+    opts: &ApplyOptions,
+    kernel: &dyn Kernel,
+    progress: &dyn Progress,
+) -> Result<ApplyReport> {
+    require_root()?;
+    let total = if opts.boot_only {
+        APPLY_STEPS_BOOT
+    } else {
+        APPLY_STEPS_LIVE
+    };
+    let mut step = 0;
+    let mut next = |title: &str| {
+        step += 1;
+        progress.step(step, total, title);
+    };
+
+    // 1. Preflight: nothing changes until every check passed.
+    next("Checking the package");
+    let mut file = std::fs::File::open(package_path).map_err(|e| {
+        failure(
+            FailureKind::InvalidPackage,
+            format!("cannot open {}: {e}", package_path.display()),
+        )
+    })?;
+    let facts: PackageFacts = package::inspect(&file)?;
+    let kver = facts.kernel_release.clone();
+    let lp = sys.livepatch(kernel);
+    if !opts.boot_only {
+        lp.require_support()?;
+        let running = sys.running_kernel()?;
+        if kver != running {
+            crate::bail_kind!(
+                FailureKind::WrongKernel,
+                "{} is built for kernel {kver}, but the running kernel is {running}; use --boot-only to stage it for a kernel that is not running",
+                facts.nevra
+            );
+        }
+    }
+    let _lock = Lock::acquire(&sys.root, &format!("apply {}", facts.nevra))?;
+    let journal = Journal::open(&sys.root)?;
+    require_no_open(&journal)?;
+    let snaps = sys.snapshots();
+    let base = snaps.default_snapshot()?;
+    if !base.readonly || base.in_progress {
+        crate::bail_kind!(
+            FailureKind::InvalidTarget,
+            "the default snapshot {} is not a complete read-only snapshot; run `transactional-livepatch recover`",
+            base.number
+        );
+    }
+    if !kernel_installed(&base.path, &kver) {
+        crate::bail_kind!(
+            FailureKind::WrongKernel,
+            "{} is built for kernel {kver}, which is not installed in the default snapshot {}",
+            facts.nevra,
+            base.number
+        );
+    }
+    let already = facts
+        .modules
+        .iter()
+        .all(|m| module_sha256(&base.path, &m.path).as_deref() == Some(m.sha256.as_str()));
+    if already {
+        crate::bail_kind!(
+            FailureKind::AlreadyApplied,
+            "{} is already in the default snapshot {}",
+            facts.nevra,
+            base.number
+        );
+    }
+
+    let mut entry = journal.begin(Kind::Apply, base.number)?;
+    entry.live = !opts.boot_only;
+    entry.package = Some(PackageRecord {
+        file: package_path.display().to_string(),
+        nevra: facts.nevra.clone(),
+        sha256: facts.sha256.clone(),
+        kernel_release: kver.clone(),
+        modules: facts.modules.iter().map(|m| m.name.clone()).collect(),
+    });
+    journal.write(&entry)?;
+    failpoint!("apply::after-journal");
+
+    let mut new: Option<Snapshot> = None;
+    let result = apply_steps(
+        sys, &lp, &facts, &mut file, opts, &base, &journal, &mut entry, &mut new, &mut next,
+        progress,
+    );
+    match result {
+        Ok(report) => {
+            entry.close(&journal, Outcome::Committed, None)?;
+            Ok(report)
+        }
+        Err(err) => {
+            // Undo what was done: the running kernel back to the base's set,
+            // the new snapshot deleted. The default was never switched (that is
+            // the last step), so boot state is as before.
+            let mut undo_errors = Vec::new();
+            if entry.step >= Step::Sealed && !opts.boot_only {
+                let base_stack = initrd::read_stack(&base.path, &kver).unwrap_or_default();
+                if let Err(e) = reconcile_live(&lp, &base.path, &base_stack, progress) {
+                    undo_errors.push(format!("restoring the running kernel: {e:#}"));
+                }
+            }
+            if let Some(n) = &new
+                && let Err(e) = snaps.delete(n.number)
+            {
+                undo_errors.push(format!("deleting snapshot {}: {e:#}", n.number));
+            }
+            if undo_errors.is_empty() {
+                entry.close(&journal, Outcome::Aborted, Some(&err))?;
+            } else {
+                // Leave the entry open: `recover` finishes the undo.
+                entry.error = Some(format!(
+                    "{err:#}; undo incomplete: {}",
+                    undo_errors.join("; ")
+                ));
+                entry.error_kind = Some(crate::error::kind_of(&err));
+                journal.write(&entry)?;
+            }
+            Err(err)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_steps(
+    sys: &System,
+    lp: &Livepatch,
+    facts: &PackageFacts,
+    file: &mut std::fs::File,
+    opts: &ApplyOptions,
+    base: &Snapshot,
+    journal: &Journal,
+    entry: &mut Entry,
+    new_out: &mut Option<Snapshot>,
+    next: &mut dyn FnMut(&str),
+    progress: &dyn Progress,
+) -> Result<ApplyReport> {
+    let snaps = sys.snapshots();
+    let kver = &facts.kernel_release;
+
+    // 2. Snapshot of the default.
+    next(&format!("Creating a snapshot of snapshot {}", base.number));
+    let new = snaps.create(
+        base,
+        &format!("transactional-livepatch apply {}", facts.nevra),
+    )?;
+    progress.message(&format!("snapshot {} created", new.number));
+    *new_out = Some(new.clone());
+    entry.target = Some(new.number);
+    entry.step(journal, Step::SnapshotCreated)?;
+    failpoint!("apply::after-snapshot");
+
+    // 3 + 4 in one chroot session: install, write the boot stack, build the initrd.
+    next(&format!(
+        "Installing {} in snapshot {}",
+        facts.nevra, new.number
+    ));
+    let env = crate::chroot::ChrootEnv::enter(&new.path, sys.shared_var().as_deref())?;
+    let inner_pkg = stage_package(file, &env)?;
+    env.command("rpm")
+        .args(["-U", "--quiet", &inner_pkg])
+        .run_ok()
+        .map_err(|e| {
+            failure(
+                FailureKind::InstallFailed,
+                format!(
+                    "installing {} in snapshot {} failed: {e:#}",
+                    facts.nevra, new.number
+                ),
+            )
+        })?;
+    let _ = std::fs::remove_file(env.host_path(&inner_pkg));
+    // The package's modules go last, in package order: they load after what
+    // the snapshot already had.
+    let mut stack: Vec<StackEntry> = initrd::read_stack(&new.path, kver)?
+        .into_iter()
+        .filter(|s| !facts.modules.iter().any(|m| m.name == s.name))
+        .collect();
+    for m in &facts.modules {
+        stack.push(StackEntry {
+            name: m.name.clone(),
+            path: m.path.clone(),
+            package: Some(facts.nevra.clone()),
+        });
+    }
+    initrd::write_stack(&new.path, kver, &stack)?;
+    entry.step(journal, Step::Installed)?;
+    failpoint!("apply::after-install");
+
+    next("Building the initrd");
+    let initrd_path = initrd::initrd_path(&new.path, kver, &sys.config.initrd.path);
+    initrd::regenerate(
+        &env,
+        kver,
+        &initrd_path,
+        &stack,
+        &sys.config.initrd.dracut_args,
+    )?;
+    env.leave().context("leaving the snapshot")?;
+    progress.message(&format!(
+        "{initrd_path} verified: it loads {} livepatch(es)",
+        stack.len()
+    ));
+    entry.step(journal, Step::InitrdBuilt)?;
+    failpoint!("apply::after-initrd");
+
+    // 5. Seal.
+    next(&format!("Sealing snapshot {}", new.number));
+    snaps.seal(&new)?;
+    entry.step(journal, Step::Sealed)?;
+    failpoint!("apply::after-seal");
+
+    // 6. Live.
+    let mut loaded = Vec::new();
+    let mut replaced = Vec::new();
+    if !opts.boot_only {
+        next("Loading the livepatch into the running kernel");
+        let (l, r) = reconcile_live(lp, &new.path, &stack, progress)?;
+        loaded = l;
+        replaced = r;
+        entry.step(journal, Step::LiveDone)?;
+        failpoint!("apply::after-live");
+    }
+
+    // 7. Switch the default.
+    next(&format!("Making snapshot {} the default", new.number));
+    snaps.set_default(&new)?;
+    entry.step(journal, Step::DefaultSet)?;
+    failpoint!("apply::after-default");
+
+    Ok(ApplyReport {
+        transaction: entry.id.clone(),
+        package: facts.nevra.clone(),
+        base_snapshot: base.number,
+        new_snapshot: new.number,
+        live: !opts.boot_only,
+        loaded,
+        replaced,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    pub target: Option<u32>,
+    pub boot_only: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RollbackReport {
+    pub transaction: String,
+    pub from_snapshot: u32,
+    pub to_snapshot: u32,
+    pub live: bool,
+    pub loaded: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The snapshot a plain `rollback` returns to: the base of the last committed
+/// apply that produced the current default.
+pub fn previous_default(journal: &Journal, default: u32) -> Result<Option<u32>> {
+    Ok(journal
+        .entries()?
+        .into_iter()
+        .rev()
+        .find(|e| {
+            e.kind == Kind::Apply && e.outcome == Outcome::Committed && e.target == Some(default)
+        })
+        .map(|e| e.base))
+}
+
+pub fn rollback(
+    sys: &System,
+    opts: &RollbackOptions,
+    kernel: &dyn Kernel,
+    progress: &dyn Progress,
+) -> Result<RollbackReport> {
+    require_root()?;
+    let total = if opts.boot_only { 2 } else { 3 };
+    progress.step(1, total, "Checking the rollback target");
+    let lp = sys.livepatch(kernel);
+    if !opts.boot_only {
+        lp.require_support()?;
+    }
+    let _lock = Lock::acquire(&sys.root, "rollback")?;
+    let journal = Journal::open(&sys.root)?;
+    require_no_open(&journal)?;
+    let snaps = sys.snapshots();
+    let current = snaps.default_snapshot()?;
+    let target_no = match opts.target {
+        Some(n) => n,
+        None => previous_default(&journal, current.number)?.ok_or_else(|| {
+            failure(
+                FailureKind::InvalidTarget,
+                format!(
+                    "no transaction of this tool produced the default snapshot {}; name the snapshot to roll back to",
+                    current.number
+                ),
+            )
+        })?,
+    };
+    let target = snaps.get(target_no)?.ok_or_else(|| {
+        failure(
+            FailureKind::InvalidTarget,
+            format!("snapshot {target_no} does not exist"),
+        )
+    })?;
+    if target.number == current.number {
+        crate::bail_kind!(
+            FailureKind::InvalidTarget,
+            "snapshot {target_no} is already the default"
+        );
+    }
+    if !target.readonly || target.in_progress {
+        crate::bail_kind!(
+            FailureKind::InvalidTarget,
+            "snapshot {target_no} is not a complete read-only snapshot"
+        );
+    }
+    let running = sys.running_kernel()?;
+    let mut entry = journal.begin(Kind::Rollback, current.number)?;
+    entry.target = Some(target.number);
+    entry.live = !opts.boot_only;
+    journal.write(&entry)?;
+    failpoint!("rollback::after-journal");
+
+    let result = (|| -> Result<RollbackReport> {
+        let mut loaded = Vec::new();
+        let mut removed = Vec::new();
+        if !opts.boot_only {
+            progress.step(2, total, "Changing the running kernel's livepatches");
+            let stack = initrd::read_stack(&target.path, &running)?;
+            let (l, r) = reconcile_live(&lp, &target.path, &stack, progress)?;
+            loaded = l;
+            removed = r;
+            entry.step(&journal, Step::LiveDone)?;
+            failpoint!("rollback::after-live");
+        }
+        progress.step(
+            total,
+            total,
+            &format!("Making snapshot {} the default", target.number),
+        );
+        snaps.set_default(&target)?;
+        entry.step(&journal, Step::DefaultSet)?;
+        failpoint!("rollback::after-default");
+        Ok(RollbackReport {
+            transaction: entry.id.clone(),
+            from_snapshot: current.number,
+            to_snapshot: target.number,
+            live: !opts.boot_only,
+            loaded,
+            removed,
+        })
+    })();
+    match result {
+        Ok(r) => {
+            entry.close(&journal, Outcome::Committed, None)?;
+            Ok(r)
+        }
+        Err(err) => {
+            // Put the running kernel back to what the (unchanged) default boots.
+            let mut undo_ok = true;
+            if !opts.boot_only {
+                let stack = initrd::read_stack(&current.path, &running).unwrap_or_default();
+                if let Err(e) = reconcile_live(&lp, &current.path, &stack, progress) {
+                    undo_ok = false;
+                    entry.error = Some(format!(
+                        "{err:#}; restoring the running kernel failed: {e:#}"
+                    ));
+                }
+            }
+            if undo_ok {
+                entry.close(&journal, Outcome::Aborted, Some(&err))?;
+            } else {
+                entry.error_kind = Some(crate::error::kind_of(&err));
+                journal.write(&entry)?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Snapshot path helper for callers that only know a number.
+pub fn snapshot_path(sys: &System, number: u32) -> PathBuf {
+    sys.snapshots()
+        .dir()
+        .join(number.to_string())
+        .join("snapshot")
+}
