@@ -1,0 +1,252 @@
+//! Privileged tier: the offline half of the transaction on a real btrfs image
+//! on a loop device, with real rpm in a chroot, real dracut and lsinitrd.
+//! The host kernel has no module support, so every apply here is --boot-only,
+//! and the host doubles as the "kernel without livepatch support" case.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+macro_rules! require {
+    () => {
+        if !prerequisites() {
+            return;
+        }
+    };
+}
+
+fn lsinitrd(sys: &TestSystem, snapshot: u64) -> String {
+    let kver = &fixtures().kver;
+    let snap = sys.snapshot_path(snapshot);
+    let initrd = ["boot/initrd.img-", "boot/initrd-"]
+        .iter()
+        .map(|p| snap.join(format!("{p}{kver}")))
+        .find(|p| p.exists())
+        .expect("initrd in snapshot");
+    run_ok(Command::new("lsinitrd").arg(&initrd))
+}
+
+#[test]
+fn apply_boot_only_then_rollback() {
+    require!();
+    let sys = TestSystem::new();
+    let kver = fixtures().kver.clone();
+    assert_eq!(sys.default_number(), 1);
+    let pkg = rpm("tlp-livepatch-simple");
+
+    let out = sys.tlp(&["apply", "--boot-only", pkg.to_str().unwrap()]);
+    assert!(out.status.success(), "apply failed: {}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("snapshot 2"), "{said}");
+
+    // The real tools' view.
+    assert_eq!(sys.default_number(), 2);
+    assert!(sys.is_readonly(2));
+    assert!(sys.is_readonly(1));
+    assert!(sys.rpm_installed(2, "tlp-livepatch-simple"));
+    assert!(!sys.rpm_installed(1, "tlp-livepatch-simple"));
+    let listing = lsinitrd(&sys, 2);
+    assert!(
+        listing.contains(&format!("modules/{kver}/livepatch/tlp_simple.ko")),
+        "module missing from the new initrd:\n{listing}"
+    );
+    assert!(listing.contains("tlp-load-livepatches.sh"), "hook missing:\n{listing}");
+    assert!(
+        !lsinitrd(&sys, 1).contains("tlp_simple.ko"),
+        "the old snapshot's initrd changed"
+    );
+    // snapper's metadata is there and no longer marked in progress.
+    let info = std::fs::read_to_string(sys.mnt.join(".snapshots/2/info.xml")).unwrap();
+    assert!(info.contains("<num>2</num>") && !info.contains("in-progress"), "{info}");
+    assert!(sys.state().mounts.len() == 3, "leftover mounts: {:?}", sys.state().mounts);
+
+    let st = sys.status_json();
+    assert_eq!(st["schema_version"], 1);
+    assert_eq!(st["default_snapshot"], 2);
+    assert_eq!(st["booted_snapshot"], 1);
+    assert_eq!(st["reboot_pending"], true);
+    assert_eq!(st["livepatch_supported"], false);
+    let boot = &st["default_livepatches"];
+    let names: Vec<&str> = boot
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kernel_release"] == kver.as_str())
+        .flat_map(|k| k["livepatches"].as_array().unwrap())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tlp_simple"]);
+    let human = sys.tlp_ok(&["status"]);
+    assert!(human.contains("tlp_simple") && human.contains("reboot pending"), "{human}");
+
+    let out = sys.tlp(&["rollback", "--boot-only"]);
+    assert!(out.status.success(), "rollback failed: {}", stderr(&out));
+    assert_eq!(sys.default_number(), 1);
+    // The rolled-back-from snapshot is kept (rollback can be undone by name).
+    assert!(sys.snapshot_path(2).exists());
+    let list = sys.tlp_ok(&["list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains("apply tlp-livepatch-simple") && list.contains("rollback"), "{list}");
+
+    // Roll forward again by name.
+    sys.tlp_ok(&["rollback", "--boot-only", "2"]);
+    assert_eq!(sys.default_number(), 2);
+}
+
+#[test]
+fn live_apply_on_a_kernel_without_livepatch_is_refused_before_any_change() {
+    require!();
+    let sys = TestSystem::new();
+    let before = sys.state();
+    let out = sys.tlp(&["apply", rpm("tlp-livepatch-simple").to_str().unwrap()]);
+    assert_eq!(code(&out), Some(14), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(line.contains("does not support livepatching") && line.contains("--boot-only"), "{line}");
+    assert_eq!(sys.state(), before);
+}
+
+#[test]
+fn not_an_rpm_is_refused_and_nothing_changes() {
+    require!();
+    let sys = TestSystem::new();
+    let bogus = sys.dir.path().join("bogus.rpm");
+    std::fs::write(&bogus, b"#!/bin/sh\necho this is not a package\n").unwrap();
+    let before = sys.state();
+    let out = sys.tlp(&["apply", "--boot-only", bogus.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(10), "{}", stderr(&out));
+    assert!(error_line(&out).to_lowercase().contains("not an rpm"), "{}", stderr(&out));
+    assert_eq!(sys.state(), before);
+}
+
+#[test]
+fn failing_scriptlet_leaves_everything_as_it_was() {
+    require!();
+    let sys = TestSystem::new();
+    let before = sys.state();
+    let out = sys.tlp(&["apply", "--boot-only", rpm("tlp-badscript").to_str().unwrap()]);
+    assert_eq!(code(&out), Some(16), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(line.contains("installing tlp-badscript"), "{line}");
+    assert_eq!(sys.state(), before);
+    assert_eq!(sys.default_number(), 1);
+    // The journal says what happened and why.
+    let list = sys.tlp_ok(&["list"]);
+    assert!(list.contains("aborted") && list.contains("installing"), "{list}");
+}
+
+#[test]
+fn failing_dracut_leaves_everything_as_it_was() {
+    require!();
+    let sys = TestSystem::new();
+    let cfg = sys.dir.path().join("bad-dracut.toml");
+    std::fs::write(&cfg, "[initrd]\ndracut_args = [\"--no-such-dracut-option\"]\n").unwrap();
+    let before = sys.state();
+    let out = sys.tlp(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "apply",
+        "--boot-only",
+        rpm("tlp-livepatch-simple").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(17), "{}", stderr(&out));
+    assert!(error_line(&out).contains("dracut failed"), "{}", stderr(&out));
+    assert_eq!(sys.state(), before);
+}
+
+#[test]
+fn refusals_of_bad_packages_change_nothing() {
+    require!();
+    let sys = TestSystem::new();
+    let before = sys.state();
+    for (pkg, code_expected, words) in [
+        ("tlp-nomodule", 11, "no livepatch"),
+        ("tlp-notlp", 11, "livepatch"),
+        ("tlp-outside", 12, "outside"),
+        ("tlp-wrongkver", 13, "not installed"),
+    ] {
+        let out = sys.tlp(&["apply", "--boot-only", rpm(pkg).to_str().unwrap()]);
+        assert_eq!(code(&out), Some(code_expected), "{pkg}: {}", stderr(&out));
+        let line = error_line(&out).to_lowercase();
+        assert!(line.contains(words), "{pkg}: {line}");
+        assert_eq!(sys.state(), before, "{pkg} changed something");
+    }
+}
+
+#[test]
+fn applying_twice_is_refused_as_already_applied() {
+    require!();
+    let sys = TestSystem::new();
+    let pkg = rpm("tlp-livepatch-simple");
+    sys.tlp_ok(&["apply", "--boot-only", pkg.to_str().unwrap()]);
+    let before = sys.state();
+    let out = sys.tlp(&["apply", "--boot-only", pkg.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(23), "{}", stderr(&out));
+    assert_eq!(sys.state(), before);
+}
+
+#[test]
+fn stacked_and_cumulative_boot_stacks() {
+    require!();
+    let sys = TestSystem::new();
+    let kver = fixtures().kver.clone();
+    for p in ["tlp-livepatch-stack-a", "tlp-livepatch-stack-b"] {
+        sys.tlp_ok(&["apply", "--boot-only", rpm(p).to_str().unwrap()]);
+    }
+    let stack_file = |n: u64| {
+        std::fs::read_to_string(
+            sys.snapshot_path(n)
+                .join("etc/transactional-livepatch/stack")
+                .join(&kver),
+        )
+        .unwrap()
+    };
+    let names = |text: String| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(stack_file(3)), ["tlp_stack_a", "tlp_stack_b"]);
+    // Cumulative: v2 replaces v1 in the snapshot (rpm -U), the stack follows.
+    let dir = fixtures().rpms.clone();
+    let mut cumul: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("kernel-livepatch-tlp-cumulative-"))
+        .collect();
+    cumul.sort();
+    assert_eq!(cumul.len(), 2, "{cumul:?}");
+    sys.tlp_ok(&["apply", "--boot-only", cumul[0].to_str().unwrap()]);
+    sys.tlp_ok(&["apply", "--boot-only", cumul[1].to_str().unwrap()]);
+    assert_eq!(names(stack_file(5)), ["tlp_stack_a", "tlp_stack_b", "tlp_cumul_2"]);
+    let listing = lsinitrd(&sys, 5);
+    assert!(listing.contains("livepatch/tlp_cumul_2.ko") && !listing.contains("livepatch/tlp_cumul_1.ko"), "{listing}");
+    // The initrd carries exactly the snapshot's stack file.
+    let initrd = sys.snapshot_path(5).join(format!("boot/initrd.img-{kver}"));
+    let inside = run_ok(
+        Command::new("lsinitrd")
+            .arg("-f")
+            .arg(format!("etc/transactional-livepatch/stack/{kver}"))
+            .arg(&initrd),
+    );
+    assert_eq!(inside.trim(), stack_file(5).trim());
+}
+
+#[test]
+fn non_root_is_refused_before_touching_anything() {
+    require!();
+    let sys = TestSystem::new();
+    let before = sys.state();
+    let out = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(BIN)
+        .arg("--root")
+        .arg(&sys.mnt)
+        .args(["apply", "--boot-only"])
+        .arg(rpm("tlp-livepatch-simple")));
+    assert_eq!(code(&out), Some(22), "{}", stderr(&out));
+    assert!(error_line(&out).contains("must run as root"));
+    assert_eq!(sys.state(), before);
+}

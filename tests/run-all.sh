@@ -1,0 +1,63 @@
+#!/bin/bash
+# Runs every test tier, installing what they need first (as root, on a Debian
+# 12 machine): lints, unit tests, the privileged tier on loop-device btrfs,
+# and the VM tier under QEMU. Under CI=true a missing prerequisite fails.
+#
+#   tests/run-all.sh            everything
+#   TLP_TIERS="unit privileged" tests/run-all.sh   a subset (lint unit privileged vm)
+set -euo pipefail
+cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
+
+tiers=${TLP_TIERS:-lint unit privileged vm}
+start=$SECONDS
+declare -a summary=()
+
+say() { printf '\n=== %s (%ss)\n' "$*" "$((SECONDS - start))"; }
+want() { [[ " $tiers " == *" $1 "* ]]; }
+
+say "installing prerequisites"
+tests/support/deps.sh
+if ! command -v cargo >/dev/null; then
+    echo "cargo is missing: this machine kind ships Rust via rustup" >&2
+    exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+if want lint; then
+    say "lint: cargo fmt, clippy, shellcheck"
+    cargo fmt --all -- --check
+    cargo clippy --locked --all-targets --features failpoints -- -D warnings
+    mapfile -t shells < <(git ls-files '*.sh' .ci/run)
+    shellcheck -x "${shells[@]}"
+    summary+=("lint: ok")
+fi
+
+# The privileged and VM tiers exercise the failpoints build of the binary.
+cargo build --locked --features failpoints --all-targets
+
+if want unit; then
+    say "unit tests"
+    cargo test --locked --features failpoints --lib --bins
+    summary+=("unit: ok")
+fi
+
+if want privileged; then
+    say "privileged tier (loop-device btrfs, real rpm, dracut, lsinitrd)"
+    cargo test --locked --features failpoints \
+        --test btrfs_loop --test package_preflight --test privileged -- --test-threads=2
+    summary+=("privileged: ok")
+fi
+
+if want vm; then
+    say "VM tier (QEMU, real kernel livepatching)"
+    if [[ -f tests/vm.rs ]]; then
+        cargo test --locked --features failpoints --test vm -- --test-threads=1
+        summary+=("vm: ok")
+    else
+        echo "the VM tier is missing (tests/vm.rs)" >&2
+        [[ ${CI:-} == true ]] && exit 1
+    fi
+fi
+
+say "done"
+printf '%s\n' "${summary[@]}"
