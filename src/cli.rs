@@ -112,9 +112,17 @@ impl Progress for CliProgress {
     }
 }
 
+/// Write to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    emit(&format!("{}\n", serde_json::to_string_pretty(v)?))
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -181,7 +189,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                print!("{}", status::render(&s));
+                emit(&status::render(&s))?;
             }
         }
         Command::List { json } => {
@@ -191,9 +199,8 @@ pub fn run(cli: Cli) -> Result<()> {
             } else if entries.is_empty() {
                 println!("No transactions yet.");
             } else {
-                for e in &entries {
-                    println!("{}", status::describe(e));
-                }
+                let text: String = entries.iter().map(|e| status::describe(e) + "\n").collect();
+                emit(&text)?;
             }
         }
         Command::Recover { json } => {
