@@ -300,3 +300,116 @@ fn non_root_is_refused_before_touching_anything() {
     assert!(error_line(&out).contains("must run as root"));
     assert_eq!(sys.state(), before);
 }
+
+/// The failpoints this tier can reach: a boot-only apply or rollback on a
+/// kernel without livepatching never passes the live step, which the VM tier
+/// covers with power cuts.
+const LIVE_ONLY_POINTS: &[&str] = &["apply::after-live", "rollback::after-live"];
+
+/// After a crash and `recover`: the default is a complete read-only snapshot,
+/// nothing is in progress, no journal entry is open, nothing is mounted.
+fn assert_consistent(sys: &TestSystem) {
+    let st = sys.status_json();
+    let default = st["default_snapshot"].as_u64().unwrap();
+    assert!(sys.is_readonly(default), "default {default} is not read-only");
+    for s in st["snapshots"].as_array().unwrap() {
+        assert_eq!(s["in_progress"], false, "snapshot left in progress: {s}");
+        assert_eq!(s["readonly"], true, "read-write snapshot left: {s}");
+    }
+    assert!(
+        st["incomplete_transactions"].as_array().unwrap().is_empty(),
+        "{st}"
+    );
+    assert_eq!(sys.state().mounts.len(), 3, "{:?}", sys.state().mounts);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn crash_at_every_apply_step_then_recover_gives_old_or_new() {
+    require!();
+    let pkg = rpm("tlp-livepatch-simple");
+    let points: Vec<&str> = tlp::failpoints::ALL
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("apply::") && !LIVE_ONLY_POINTS.contains(p))
+        .collect();
+    assert!(points.len() >= 6, "{points:?}");
+    for point in points {
+        let sys = TestSystem::new();
+        let out = run(sys
+            .tlp_cmd(&["apply", "--boot-only", pkg.to_str().unwrap()])
+            .env("FAILPOINTS", format!("{point}=return(kill)")));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{point}: not killed: {}", stderr(&out));
+        // Killed in its private mount namespace: nothing of it stays mounted.
+        assert_eq!(sys.state().mounts.len(), 3, "{point}: {:?}", sys.state().mounts);
+        let rec = sys.tlp_ok(&["recover"]);
+        assert_consistent(&sys);
+        let new_state = point == "apply::after-default";
+        if new_state {
+            assert_eq!(sys.default_number(), 2, "{point}: {rec}");
+            assert!(sys.rpm_installed(2, "tlp-livepatch-simple"), "{point}");
+            assert!(rec.contains("rolled-forward"), "{point}: {rec}");
+        } else {
+            assert_eq!(sys.default_number(), 1, "{point}: {rec}");
+            assert!(!sys.snapshot_path(2).exists(), "{point}: snapshot 2 left behind");
+            if point != "apply::after-journal" {
+                assert!(rec.contains("rolled-back"), "{point}: {rec}");
+            }
+        }
+        // And the system works again afterwards.
+        let again = sys.tlp(&["apply", "--boot-only", pkg.to_str().unwrap()]);
+        let expect = if new_state { Some(23) } else { Some(0) };
+        assert_eq!(code(&again), expect, "{point}: {}", stderr(&again));
+    }
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn crash_at_every_rollback_step_then_recover_gives_old_or_new() {
+    require!();
+    let pkg = rpm("tlp-livepatch-simple");
+    let points: Vec<&str> = tlp::failpoints::ALL
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("rollback::") && !LIVE_ONLY_POINTS.contains(p))
+        .collect();
+    assert!(points.len() >= 2, "{points:?}");
+    for point in points {
+        let sys = TestSystem::new();
+        sys.tlp_ok(&["apply", "--boot-only", pkg.to_str().unwrap()]);
+        let out = run(sys
+            .tlp_cmd(&["rollback", "--boot-only"])
+            .env("FAILPOINTS", format!("{point}=return(kill)")));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{point}: not killed: {}", stderr(&out));
+        sys.tlp_ok(&["recover"]);
+        assert_consistent(&sys);
+        let expected = if point == "rollback::after-default" { 1 } else { 2 };
+        assert_eq!(sys.default_number(), expected, "{point}");
+        assert!(sys.snapshot_path(1).exists() && sys.snapshot_path(2).exists());
+    }
+}
+
+#[test]
+fn recover_deletes_a_stray_in_progress_snapshot() {
+    require!();
+    let sys = TestSystem::new();
+    // What a crash between snapper's create and the journal write leaves.
+    std::fs::create_dir(sys.mnt.join(".snapshots/7")).unwrap();
+    run_ok(
+        Command::new("btrfs")
+            .args(["subvolume", "snapshot"])
+            .arg(sys.snapshot_path(1))
+            .arg(sys.snapshot_path(7)),
+    );
+    std::fs::write(
+        sys.mnt.join(".snapshots/7/info.xml"),
+        "<?xml version=\"1.0\"?>\n<snapshot><type>single</type><num>7</num><date>2026-11-23 10:00:00</date><description>x</description><userdata><key>transactional-livepatch</key><value>in-progress</value></userdata></snapshot>\n",
+    )
+    .unwrap();
+    let out = sys.tlp_ok(&["recover"]);
+    assert!(out.contains("Deleted incomplete snapshot 7"), "{out}");
+    assert!(!sys.mnt.join(".snapshots/7").exists());
+    assert_consistent(&sys);
+}
