@@ -413,3 +413,70 @@ fn recover_deletes_a_stray_in_progress_snapshot() {
     assert!(!sys.mnt.join(".snapshots/7").exists());
     assert_consistent(&sys);
 }
+
+/// Give the image's root a snapper configuration, as SLE Micro has, so the
+/// tool picks the snapper backend.
+fn with_snapper_config(sys: &TestSystem) {
+    let s1 = sys.snapshot_path(1);
+    let ro = |v: &str| {
+        run_ok(
+            Command::new("btrfs")
+                .args(["property", "set", "-ts"])
+                .arg(&s1)
+                .args(["ro", v]),
+        )
+    };
+    ro("false");
+    std::fs::create_dir_all(s1.join("etc/snapper/configs")).unwrap();
+    std::fs::write(
+        s1.join("etc/snapper/configs/root"),
+        "SUBVOLUME=\"/\"\nFSTYPE=\"btrfs\"\nQGROUP=\"\"\nNUMBER_CLEANUP=\"no\"\nTIMELINE_CREATE=\"no\"\nEMPTY_PRE_POST_CLEANUP=\"no\"\nBACKGROUND_COMPARISON=\"no\"\n",
+    )
+    .unwrap();
+    ro("true");
+}
+
+fn snapper_list(sys: &TestSystem) -> String {
+    run_ok(
+        Command::new("snapper")
+            .args(["--no-dbus", "--root"])
+            .arg(&sys.mnt)
+            .args(["-c", "root", "list"]),
+    )
+}
+
+#[test]
+fn snapper_backend_apply_failure_and_rollback() {
+    require!();
+    if !std::path::Path::new("/usr/bin/snapper").exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true: snapper is missing");
+        eprintln!("skipped: snapper is missing");
+        return;
+    }
+    let sys = TestSystem::new();
+    with_snapper_config(&sys);
+
+    // A failing scriptlet: snapper's snapshot is created and deleted again.
+    let before = sys.state();
+    let out = sys.tlp(&["apply", "--boot-only", rpm("tlp-badscript").to_str().unwrap()]);
+    assert_eq!(code(&out), Some(16), "{}", stderr(&out));
+    assert_eq!(sys.state(), before);
+    let list = snapper_list(&sys);
+    assert_eq!(list.lines().filter(|l| l.contains("transactional-livepatch")).count(), 0, "{list}");
+
+    let out = sys.tlp(&["apply", "--boot-only", rpm("tlp-livepatch-simple").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let n = sys.default_number();
+    assert!(n >= 2);
+    assert!(sys.is_readonly(n));
+    assert!(sys.rpm_installed(n, "tlp-livepatch-simple"));
+    let list = snapper_list(&sys);
+    let row = list
+        .lines()
+        .find(|l| l.contains("transactional-livepatch apply tlp-livepatch-simple"))
+        .unwrap_or_else(|| panic!("snapshot not in snapper list:\n{list}"));
+    assert!(row.trim_start().starts_with(&n.to_string()), "{row}");
+    assert!(!row.contains("in-progress"), "marker not cleared: {row}");
+    sys.tlp_ok(&["rollback", "--boot-only"]);
+    assert_eq!(sys.default_number(), 1);
+}
