@@ -81,24 +81,29 @@ pub struct Fixtures {
     pub golden: PathBuf,
     pub rpms: PathBuf,
     pub kver: String,
-    _dir: tempfile::TempDir,
 }
 
 /// Built once per test process: the golden image and the RPMs.
 pub fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("tlp-fixtures-")
-            .tempdir_in(std::env::var("TLP_TEST_TMP").unwrap_or_else(|_| "/var/tmp".into()))
-            .unwrap();
+        // A fixed place per test binary, cleared at start: a static is never
+        // dropped, so a temp dir here would leak a golden image every run.
+        let exe = std::env::current_exe().unwrap();
+        let stem = exe.file_stem().unwrap().to_string_lossy().into_owned();
+        let base = std::env::var("TLP_TEST_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+        let dir = base.join(format!("fixtures-{stem}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let kver = run_ok(&mut Command::new(support("kernel-abi.sh")))
             .trim()
             .to_string();
-        let rpms = dir.path().join("rpms");
+        let rpms = dir.join("rpms");
         std::fs::create_dir_all(&rpms).unwrap();
         run_ok(Command::new(support("livepatches.sh")).arg(&rpms));
-        let golden = dir.path().join("golden.img");
+        let golden = dir.join("golden.img");
         let install = format!(
             "make -C {} install DESTDIR=\"$DESTDIR\" BIN={}",
             repo().display(),
@@ -109,12 +114,7 @@ pub fn fixtures() -> &'static Fixtures {
                 .arg(&golden)
                 .env("TLP_INSTALL_CMD", install),
         );
-        Fixtures {
-            golden,
-            rpms,
-            kver,
-            _dir: dir,
-        }
+        Fixtures { golden, rpms, kver }
     })
 }
 
