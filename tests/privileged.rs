@@ -311,7 +311,10 @@ const LIVE_ONLY_POINTS: &[&str] = &["apply::after-live", "rollback::after-live"]
 fn assert_consistent(sys: &TestSystem) {
     let st = sys.status_json();
     let default = st["default_snapshot"].as_u64().unwrap();
-    assert!(sys.is_readonly(default), "default {default} is not read-only");
+    assert!(
+        sys.is_readonly(default),
+        "default {default} is not read-only"
+    );
     for s in st["snapshots"].as_array().unwrap() {
         assert_eq!(s["in_progress"], false, "snapshot left in progress: {s}");
         assert_eq!(s["readonly"], true, "read-write snapshot left: {s}");
@@ -340,9 +343,19 @@ fn crash_at_every_apply_step_then_recover_gives_old_or_new() {
             .tlp_cmd(&["apply", "--boot-only", pkg.to_str().unwrap()])
             .env("FAILPOINTS", format!("{point}=return(kill)")));
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(9), "{point}: not killed: {}", stderr(&out));
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: not killed: {}",
+            stderr(&out)
+        );
         // Killed in its private mount namespace: nothing of it stays mounted.
-        assert_eq!(sys.state().mounts.len(), 3, "{point}: {:?}", sys.state().mounts);
+        assert_eq!(
+            sys.state().mounts.len(),
+            3,
+            "{point}: {:?}",
+            sys.state().mounts
+        );
         let rec = sys.tlp_ok(&["recover"]);
         assert_consistent(&sys);
         let new_state = point == "apply::after-default";
@@ -352,7 +365,10 @@ fn crash_at_every_apply_step_then_recover_gives_old_or_new() {
             assert!(rec.contains("rolled-forward"), "{point}: {rec}");
         } else {
             assert_eq!(sys.default_number(), 1, "{point}: {rec}");
-            assert!(!sys.snapshot_path(2).exists(), "{point}: snapshot 2 left behind");
+            assert!(
+                !sys.snapshot_path(2).exists(),
+                "{point}: snapshot 2 left behind"
+            );
             if point != "apply::after-journal" {
                 assert!(rec.contains("rolled-back"), "{point}: {rec}");
             }
@@ -382,10 +398,19 @@ fn crash_at_every_rollback_step_then_recover_gives_old_or_new() {
             .tlp_cmd(&["rollback", "--boot-only"])
             .env("FAILPOINTS", format!("{point}=return(kill)")));
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(9), "{point}: not killed: {}", stderr(&out));
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: not killed: {}",
+            stderr(&out)
+        );
         sys.tlp_ok(&["recover"]);
         assert_consistent(&sys);
-        let expected = if point == "rollback::after-default" { 1 } else { 2 };
+        let expected = if point == "rollback::after-default" {
+            1
+        } else {
+            2
+        };
         assert_eq!(sys.default_number(), expected, "{point}");
         assert!(sys.snapshot_path(1).exists() && sys.snapshot_path(2).exists());
     }
@@ -449,7 +474,11 @@ fn snapper_list(sys: &TestSystem) -> String {
 fn snapper_backend_apply_failure_and_rollback() {
     require!();
     if !std::path::Path::new("/usr/bin/snapper").exists() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true: snapper is missing");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true: snapper is missing"
+        );
         eprintln!("skipped: snapper is missing");
         return;
     }
@@ -458,13 +487,27 @@ fn snapper_backend_apply_failure_and_rollback() {
 
     // A failing scriptlet: snapper's snapshot is created and deleted again.
     let before = sys.state();
-    let out = sys.tlp(&["apply", "--boot-only", rpm("tlp-badscript").to_str().unwrap()]);
+    let out = sys.tlp(&[
+        "apply",
+        "--boot-only",
+        rpm("tlp-badscript").to_str().unwrap(),
+    ]);
     assert_eq!(code(&out), Some(16), "{}", stderr(&out));
     assert_eq!(sys.state(), before);
     let list = snapper_list(&sys);
-    assert_eq!(list.lines().filter(|l| l.contains("transactional-livepatch")).count(), 0, "{list}");
+    assert_eq!(
+        list.lines()
+            .filter(|l| l.contains("transactional-livepatch"))
+            .count(),
+        0,
+        "{list}"
+    );
 
-    let out = sys.tlp(&["apply", "--boot-only", rpm("tlp-livepatch-simple").to_str().unwrap()]);
+    let out = sys.tlp(&[
+        "apply",
+        "--boot-only",
+        rpm("tlp-livepatch-simple").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let n = sys.default_number();
     assert!(n >= 2);
