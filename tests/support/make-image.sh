@@ -43,14 +43,18 @@ cleanup() {
 	if [[ -n $loop ]]; then losetup -d "$loop" 2>/dev/null || true; fi
 	if [[ -n $top ]]; then rmdir -- "$top" 2>/dev/null || true; fi
 	# Never leave a half-built image that a later run could mistake for good.
-	((ok)) || rm -f -- "$image"
+	if ((!ok)); then
+		rm -f -- "$image"
+		tlp_log "failed; removed $image"
+	fi
 }
 trap cleanup EXIT
 
 start=$SECONDS
 rm -f -- "$image"
 truncate -s "$size" -- "$image"
-mkfs.btrfs -q -L tlp-test-root -- "$image" >&2
+# (stdout only carries mkfs's "default settings changed" notice)
+mkfs.btrfs -q -L tlp-test-root -- "$image" >/dev/null
 loop=$(losetup --find --show -- "$image")
 top=$(mktemp -d "${TMPDIR:-/tmp}/tlp-image.XXXXXX")
 # subvolid=5: the top level, so the whole @ tree can be laid out. zstd:1
