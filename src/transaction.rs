@@ -32,7 +32,7 @@ use crate::snapshot::Snapshot;
 use crate::system::{Progress, System};
 use anyhow::{Context, Result};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
@@ -170,6 +170,65 @@ pub fn reconcile_live(
     Ok((loaded, removed))
 }
 
+/// Undo of a failed apply or rollback: bring the running kernel back to the
+/// set it had before (`before`, in load order). Patches that were live before
+/// are reloaded from `base_root`'s boot stack if they were replaced meanwhile;
+/// patches live before but unknown to that stack (loaded by other means) are
+/// left alone, never removed.
+pub fn restore_live(
+    lp: &Livepatch,
+    base_root: &Path,
+    base_stack: &[StackEntry],
+    before: &[String],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let target: Vec<StackEntry> = before
+        .iter()
+        .filter_map(|n| base_stack.iter().find(|s| &s.name == n).cloned())
+        .collect();
+    let report = |m: &str| progress.message(m);
+    for t in &target {
+        if lp.sysfs.patch(&t.name)?.is_some_and(|p| p.enabled) {
+            continue;
+        }
+        lp.load(&initrd::host(base_root, &t.path), &t.name, &report)?;
+    }
+    let now = lp.sysfs.live_in_load_order()?;
+    for p in now.iter().rev() {
+        if !before.contains(&p.name) {
+            progress.message(&format!("disabling livepatch {}", p.name));
+            lp.disable(&p.name, &report)?;
+        }
+    }
+    let missing: Vec<&String> = before
+        .iter()
+        .filter(|n| !lp.sysfs.patch(n).ok().flatten().is_some_and(|p| p.enabled))
+        .collect();
+    if !missing.is_empty() {
+        crate::bail_kind!(
+            FailureKind::UnloadFailed,
+            "livepatches live before could not be restored: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Enabled livepatch names in load order.
+pub fn live_names(lp: &Livepatch) -> Result<Vec<String>> {
+    Ok(lp
+        .sysfs
+        .live_in_load_order()?
+        .into_iter()
+        .filter(|p| p.enabled)
+        .map(|p| p.name)
+        .collect())
+}
+
 /// Whether the running kernel's enabled set equals `target` (as a set).
 pub fn live_matches(lp: &Livepatch, target: &[StackEntry]) -> Result<bool> {
     let mut live: Vec<String> = lp
@@ -262,6 +321,11 @@ pub fn apply(
         );
     }
 
+    let live_before = if opts.boot_only {
+        Vec::new()
+    } else {
+        live_names(&lp)?
+    };
     let mut entry = journal.begin(Kind::Apply, base.number)?;
     entry.live = !opts.boot_only;
     entry.package = Some(PackageRecord {
@@ -291,7 +355,7 @@ pub fn apply(
             let mut undo_errors = Vec::new();
             if entry.step >= Step::Sealed && !opts.boot_only {
                 let base_stack = initrd::read_stack(&base.path, &kver).unwrap_or_default();
-                if let Err(e) = reconcile_live(&lp, &base.path, &base_stack, progress) {
+                if let Err(e) = restore_live(&lp, &base.path, &base_stack, &live_before, progress) {
                     undo_errors.push(format!("restoring the running kernel: {e:#}"));
                 }
             }
@@ -512,6 +576,11 @@ pub fn rollback(
         );
     }
     let running = sys.running_kernel()?;
+    let live_before = if opts.boot_only {
+        Vec::new()
+    } else {
+        live_names(&lp)?
+    };
     let mut entry = journal.begin(Kind::Rollback, current.number)?;
     entry.target = Some(target.number);
     entry.live = !opts.boot_only;
@@ -553,11 +622,11 @@ pub fn rollback(
             Ok(r)
         }
         Err(err) => {
-            // Put the running kernel back to what the (unchanged) default boots.
+            // Put the running kernel back to what it ran before.
             let mut undo_ok = true;
             if !opts.boot_only {
                 let stack = initrd::read_stack(&current.path, &running).unwrap_or_default();
-                if let Err(e) = reconcile_live(&lp, &current.path, &stack, progress) {
+                if let Err(e) = restore_live(&lp, &current.path, &stack, &live_before, progress) {
                     undo_ok = false;
                     entry.error = Some(format!(
                         "{err:#}; restoring the running kernel failed: {e:#}"
@@ -575,10 +644,98 @@ pub fn rollback(
     }
 }
 
-/// Snapshot path helper for callers that only know a number.
-pub fn snapshot_path(sys: &System, number: u32) -> PathBuf {
-    sys.snapshots()
-        .dir()
-        .join(number.to_string())
-        .join("snapshot")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::livepatch::fake::{Behaviour, FakeKernel, fast, module_file, setup};
+
+    struct Quiet;
+    impl Progress for Quiet {
+        fn step(&self, _: usize, _: usize, _: &str) {}
+        fn message(&self, _: &str) {}
+    }
+
+    /// Progress that lets the fake kernel finish reverse transitions, which
+    /// the real kernel does on its own while we wait and report.
+    struct Settle<'a>(&'a FakeKernel);
+    impl Progress for Settle<'_> {
+        fn step(&self, _: usize, _: usize, _: &str) {}
+        fn message(&self, _: &str) {
+            self.0.settle_disables();
+        }
+    }
+
+    /// A snapshot root holding module files, and stack entries pointing at them.
+    fn stack(root: &Path, names: &[&str]) -> Vec<StackEntry> {
+        let dir = root.join("lib/modules/k/livepatch");
+        std::fs::create_dir_all(&dir).unwrap();
+        names
+            .iter()
+            .map(|n| {
+                let f = module_file(&dir, n);
+                assert!(f.exists());
+                StackEntry {
+                    name: n.to_string(),
+                    path: format!("/lib/modules/k/livepatch/{n}.ko"),
+                    package: None,
+                }
+            })
+            .collect()
+    }
+
+    fn lp<'k>(root: &Path, k: &'k FakeKernel) -> Livepatch<'k> {
+        Livepatch {
+            sysfs: crate::livepatch::Sysfs::new(root),
+            kernel: k,
+            timing: fast(),
+        }
+    }
+
+    #[test]
+    fn stacked_rollback_disables_the_extra_patch_only() {
+        let (d, k) = setup(Behaviour::Immediate, false);
+        k.add_patch("tlp_stack_a", false);
+        k.add_patch("tlp_stack_b", false);
+        let snap = tempfile::tempdir().unwrap();
+        let target = stack(snap.path(), &["tlp_stack_a"]);
+        let lp = lp(d.path(), &k);
+        let (loaded, removed) = reconcile_live(&lp, snap.path(), &target, &Settle(&k)).unwrap();
+        assert!(loaded.is_empty());
+        assert_eq!(removed, ["tlp_stack_b"]);
+        assert_eq!(live_names(&lp).unwrap(), ["tlp_stack_a"]);
+        assert!(live_matches(&lp, &target).unwrap());
+    }
+
+    #[test]
+    fn cumulative_downgrade_loads_the_older_one_which_replaces() {
+        let (d, k) = setup(Behaviour::Immediate, true);
+        k.add_patch("tlp_cumul_2", false);
+        let snap = tempfile::tempdir().unwrap();
+        let target = stack(snap.path(), &["tlp_cumul_1"]);
+        let lp = lp(d.path(), &k);
+        let (loaded, removed) = reconcile_live(&lp, snap.path(), &target, &Quiet).unwrap();
+        assert_eq!(loaded, ["tlp_cumul_1"]);
+        assert_eq!(removed, ["tlp_cumul_2"]);
+        assert_eq!(*k.unloaded.borrow(), ["tlp_cumul_2"]);
+        assert!(live_matches(&lp, &target).unwrap());
+    }
+
+    #[test]
+    fn restore_after_failed_apply_returns_the_previous_set() {
+        // Before: a patch the base snapshot boots, plus one loaded by hand.
+        let (d, k) = setup(Behaviour::Immediate, false);
+        k.add_patch("tlp_simple", false);
+        k.add_patch("manual_patch", false);
+        let before = vec!["tlp_simple".to_string(), "manual_patch".to_string()];
+        let base = tempfile::tempdir().unwrap();
+        let base_stack = stack(base.path(), &["tlp_simple"]);
+        // The failed apply had loaded a new one.
+        k.add_patch("tlp_new", false);
+        let lp = lp(d.path(), &k);
+        restore_live(&lp, base.path(), &base_stack, &before, &Settle(&k)).unwrap();
+        let mut now = live_names(&lp).unwrap();
+        now.sort();
+        assert_eq!(now, ["manual_patch", "tlp_simple"]);
+        assert_eq!(*k.unloaded.borrow(), ["tlp_new"]);
+    }
 }

@@ -240,4 +240,6 @@ impl Livepatch<'_> {
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
 mod tests;
