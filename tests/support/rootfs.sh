@@ -2,10 +2,12 @@
 # Print the path of a cached Debian bookworm rootfs tarball for test images,
 # building it first if needed (~1 min cold, instant warm).
 #
-# The rootfs is minbase + a kernel + dracut + rpm, made to look enough like an
+# The rootfs is minbase + a kernel + dracut + rpm + zypper (for `check`/`update`
+# against rpm-md repositories), made to look enough like an
 # RPM-managed SUSE system for livepatch RPMs to install:
 #   - the rpm database lives in /usr/lib/sysimage/rpm (SUSE's path; Debian's
-#     rpm would otherwise use $HOME/.rpmdb), set by /etc/rpm/macros.dbpath;
+#     rpm would otherwise use $HOME/.rpmdb), set by /etc/rpm/macros.dbpath,
+#     with SUSE's /var/lib/rpm -> ../../usr/lib/sysimage/rpm link for libzypp;
 #   - a tiny "base provides" RPM tells rpm that /bin/sh, kmod, dracut... exist,
 #     because Debian's packages are not in the rpm db and scriptlets
 #     auto-require /bin/sh;
@@ -66,6 +68,9 @@ hook_customize() {
 	dbpath=$(chroot "$root" rpm --eval '%{_dbpath}')
 	[[ $dbpath == /usr/lib/sysimage/rpm ]] || tlp_die "rpm in the rootfs uses _dbpath=$dbpath"
 	chroot "$root" rpm --initdb
+	# SUSE's compatibility link: libzypp (zypper) opens the db at /var/lib/rpm.
+	rm -rf -- "$root/var/lib/rpm"
+	ln -s ../../usr/lib/sysimage/rpm "$root/var/lib/rpm"
 	install -m 0644 "$base_rpm" "$root/tmp/$BASE_PROVIDES.rpm"
 	# Debian's rpm warns on stderr on every install ("use Alien"): not an error.
 	chroot "$root" rpm -i --nosignature "/tmp/$BASE_PROVIDES.rpm" 2>/dev/null
@@ -213,7 +218,7 @@ build_tmpdir() {
 tlp_need_root
 abi=$("$TLP_SUPPORT_DIR/kernel-abi.sh")
 
-packages=("linux-image-$abi" dracut dracut-core kmod rpm btrfs-progs udev procps util-linux)
+packages=("linux-image-$abi" dracut dracut-core kmod rpm btrfs-progs udev procps util-linux zypper)
 extra=${TLP_ROOTFS_EXTRA_PACKAGES:-}
 read -r -a extra_list <<<"${extra//,/ }"
 packages+=("${extra_list[@]}")
