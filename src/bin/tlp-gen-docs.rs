@@ -1,0 +1,295 @@
+//! Build-time generator of the reference material that must follow the code:
+//! man pages (section 8) and shell completions from the clap definitions in
+//! `tlp::cli`, and the exit-code table from `tlp::error::FailureKind`.
+//! Run by `make man`, `make completions`, `make install` and the RPM build;
+//! never installed.
+//!
+//!   tlp-gen-docs man DIR            transactional-livepatch.8 and one page per subcommand
+//!   tlp-gen-docs completions DIR    bash (transactional-livepatch) and zsh (_transactional-livepatch)
+//!   tlp-gen-docs exit-codes         the Markdown table of docs/contracts.md
+
+use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
+use std::io::Write;
+use std::path::Path;
+use tlp::error::FailureKind;
+
+const NAME: &str = "transactional-livepatch";
+
+/// One line per kind for the tables. An exhaustive match: a new kind does not
+/// compile until it is described here, and docs/contracts.md is checked
+/// against this output by tests/packaging.rs.
+fn describe(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Internal => "Any error without a more specific kind.",
+        FailureKind::Usage => {
+            "The command line or the configuration is invalid (also clap's own usage errors)."
+        }
+        FailureKind::InvalidPackage => "The file is not an RPM, or it is truncated or corrupt.",
+        FailureKind::NoLivepatch => "The RPM carries no livepatch kernel module.",
+        FailureKind::UnsafePath => {
+            "The package installs a file outside the livepatch directories, or uses `..` or links out of the root."
+        }
+        FailureKind::WrongKernel => {
+            "The target kernel is not installed, or is not the running kernel on a live apply."
+        }
+        FailureKind::KernelUnsupported => "The running kernel cannot load livepatches.",
+        FailureKind::Busy => "Another transaction holds the lock.",
+        FailureKind::InstallFailed => {
+            "Installing the package in the snapshot failed (rpm, a scriptlet, a dependency)."
+        }
+        FailureKind::InitrdFailed => {
+            "dracut failed, or the new initrd does not hold the livepatch."
+        }
+        FailureKind::LoadFailed => "The kernel refused the module.",
+        FailureKind::TransitionStalled => {
+            "The livepatch transition did not finish in time; the patch was reversed."
+        }
+        FailureKind::NoSpace => "No space left on the filesystem holding the snapshots.",
+        FailureKind::InvalidTarget => {
+            "The rollback target does not exist or is not a complete read-only snapshot."
+        }
+        FailureKind::NotAuthorized => {
+            "The caller is not allowed to do this (not root, or polkit said no)."
+        }
+        FailureKind::AlreadyApplied => {
+            "The same package (name, version, release) is already in the default snapshot."
+        }
+        FailureKind::BadSignature => {
+            "The package signature is missing or bad and the configuration requires one."
+        }
+        FailureKind::UnloadFailed => "A livepatch could not be removed from the running kernel.",
+        FailureKind::RepositoryFailed => {
+            "The package repositories could not be used (unreachable, invalid metadata, none configured)."
+        }
+    }
+}
+
+/// The kind as the journal (`error_kind`) and JSON output spell it.
+fn journal_name(kind: FailureKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The exit-code table in Markdown, as docs/contracts.md holds it.
+fn exit_code_table() -> String {
+    let mut s = String::from(
+        "| exit code | kind (D-Bus error) | `error_kind` (journal) | meaning |\n|---:|---|---|---|\n",
+    );
+    s.push_str("| 0 | — | — | Success. |\n");
+    for k in FailureKind::ALL {
+        s.push_str(&format!(
+            "| {} | {} | `{}` | {} |\n",
+            k.exit_code(),
+            k.name(),
+            journal_name(*k),
+            describe(*k)
+        ));
+    }
+    s
+}
+
+/// Escape text for roff: backslashes, leading dots and quotes, and hyphens
+/// (which otherwise render as typographic dashes).
+fn roff_text(t: &str) -> String {
+    let t = t.replace('\\', "\\e").replace('-', "\\-");
+    match t.chars().next() {
+        Some('.') | Some('\'') => format!("\\&{t}"),
+        _ => t,
+    }
+}
+
+/// `\fBbold\fR` for `code` spans in the descriptions.
+fn roff_inline(t: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in t.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("\\fB{}\\fR", roff_text(part)));
+        } else {
+            out.push_str(&roff_text(part));
+        }
+    }
+    out
+}
+
+fn main_page_extra(subcommands: &[String]) -> String {
+    let mut s = String::new();
+    s.push_str(".SH \"EXIT STATUS\"\n");
+    s.push_str(
+        "The exit code names the root cause of a failure; the numbers are a stable interface. \
+         The journal records the kind of a failed transaction in \\fBerror_kind\\fR \
+         (e.g. \\fBinvalid\\-package\\fR); D\\-Bus errors carry the name shown here.\n",
+    );
+    s.push_str(".TP\n.B 0\nSuccess.\n");
+    for k in FailureKind::ALL {
+        s.push_str(&format!(
+            ".TP\n.B {}\n{} (\\fB{}\\fR) \\(em {}\n",
+            k.exit_code(),
+            k.name(),
+            roff_text(&journal_name(*k)),
+            roff_inline(describe(*k))
+        ));
+    }
+    s.push_str(
+        r#".SH FILES
+.TP
+.I /usr/lib/transactional\-livepatch/config.toml
+Vendor defaults.
+.TP
+.I /etc/transactional\-livepatch/config.toml\fR, \fI/etc/transactional\-livepatch/config.d/*.toml
+Administrator settings; see
+.BR transactional\-livepatch.conf (5).
+.TP
+.I /etc/transactional\-livepatch/stack/<kernel release>
+The boot stack of a snapshot: the livepatch modules its initrd loads, in order.
+Written by the tool inside each snapshot; rolls back with it.
+.TP
+.I /var/lib/transactional\-livepatch/transactions/*.json
+The transaction journal (directory 0700, files 0600), on the shared /var: it
+survives rollbacks.
+.TP
+.I /var/lib/transactional\-livepatch/lock
+The lock held by a running transaction (0600).
+.TP
+.I /usr/lib/dracut/modules.d/90transactional\-livepatch/
+The dracut module that loads the boot stack early in the initrd.
+.TP
+.I /usr/lib/systemd/system/transactional\-livepatch\-boot.service
+Finishes interrupted transactions and loads missing livepatches at boot.
+"#,
+    );
+    s.push_str(".SH \"SEE ALSO\"\n");
+    for sub in subcommands {
+        s.push_str(&format!(".BR {} (8),\n", roff_text(sub)));
+    }
+    s.push_str(
+        r#".BR transactional\-livepatch.conf (5),
+.BR dracut (8),
+.BR snapper (8)
+.PP
+The contracts (exit codes, the \fBstatus \-\-json\fR schema, files and
+permissions, the D\-Bus interface) are described in
+.I /usr/share/doc/packages/transactional\-livepatch/contracts.md
+(or /usr/share/doc/transactional\-livepatch/ on other distributions).
+"#,
+    );
+    s
+}
+
+fn render(man: &clap_mangen::Man, extra: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    man.render(&mut buf)?;
+    buf.extend_from_slice(extra.as_bytes());
+    Ok(buf)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The date of the pages: SOURCE_DATE_EPOCH when set (reproducible builds).
+fn page_date() -> String {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
+        .unwrap_or_default()
+}
+
+fn man(dir: &Path) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cmd = tlp::cli::Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let source = format!("{NAME} {}", env!("CARGO_PKG_VERSION"));
+    let date = page_date();
+    let page = |c: clap::Command| {
+        clap_mangen::Man::new(c)
+            .section("8")
+            .source(source.clone())
+            .date(date.clone())
+            .manual("System Administration")
+    };
+    let subs: Vec<&clap::Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).collect();
+    let sub_pages: Vec<String> = subs
+        .iter()
+        .map(|s| s.get_display_name().unwrap_or(s.get_name()).to_string())
+        .collect();
+    let mut written = Vec::new();
+    let main = page(cmd.clone());
+    write_file(
+        &dir.join(main.get_filename()),
+        &render(&main, &main_page_extra(&sub_pages))?,
+    )?;
+    written.push(main.get_filename());
+    for sub in subs {
+        let m = page(sub.clone());
+        let extra = format!(
+            ".SH \"EXIT STATUS\"\n0 on success; otherwise the code of the failure's kind, listed in\n.BR {} (8).\n.SH \"SEE ALSO\"\n.BR {} (8)\n",
+            roff_text(NAME),
+            roff_text(NAME)
+        );
+        write_file(&dir.join(m.get_filename()), &render(&m, &extra)?)?;
+        written.push(m.get_filename());
+    }
+    Ok(written)
+}
+
+fn completions(dir: &Path) -> Result<Vec<String>> {
+    use clap_complete::Shell;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+    // Named as bash-completion and zsh look them up.
+    for (shell, file) in [
+        (Shell::Bash, NAME.to_string()),
+        (Shell::Zsh, format!("_{NAME}")),
+    ] {
+        let mut cmd = tlp::cli::Cli::command();
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, NAME, &mut buf);
+        write_file(&dir.join(&file), &buf)?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let written = match args.as_slice() {
+        ["man", dir] => man(Path::new(dir))?,
+        ["completions", dir] => completions(Path::new(dir))?,
+        ["exit-codes"] => {
+            std::io::stdout().write_all(exit_code_table().as_bytes())?;
+            return Ok(());
+        }
+        _ => bail!("usage: tlp-gen-docs man DIR | completions DIR | exit-codes"),
+    };
+    for f in written {
+        println!("{f}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roff_escapes() {
+        assert_eq!(roff_text("a-b"), "a\\-b");
+        assert_eq!(roff_text(".x"), "\\&.x");
+        assert_eq!(roff_inline("use `..` here"), "use \\fB..\\fR here");
+    }
+
+    #[test]
+    fn table_has_every_kind_once() {
+        let t = exit_code_table();
+        for k in FailureKind::ALL {
+            let row = format!("| {} | {} |", k.exit_code(), k.name());
+            assert_eq!(t.matches(&row).count(), 1, "{row}");
+        }
+    }
+}
