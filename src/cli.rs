@@ -75,6 +75,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the package repositories (zypper's, in a temporary snapshot) for a
+    /// newer livepatch for the running kernel. Exit status: 0 up to date, 100
+    /// update available, anything else an error.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// `apply` the newer livepatch that `check` finds (downloaded and
+    /// signature-checked by zypper). Up to date is success.
+    Update {
+        /// Only stage the patch for the next boot; leave the running kernel alone.
+        #[arg(long)]
+        boot_only: bool,
+        /// A run of the timer: honour the `[update]` configuration (`enabled`,
+        /// `policy`) and record the result in the transaction history.
+        #[arg(long)]
+        automatic: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Finish or undo an interrupted transaction.
     Recover {
         #[arg(long)]
@@ -201,6 +221,37 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 let text: String = entries.iter().map(|e| status::describe(e) + "\n").collect();
                 emit(&text)?;
+            }
+        }
+        Command::Check { json } => {
+            crate::mount::enter_private_namespace()?;
+            let r = crate::update::check(&sys, &progress)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                emit(&crate::update::render_check(&r))?;
+            }
+            if r.update_available {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(crate::update::EXIT_UPDATE_AVAILABLE);
+            }
+        }
+        Command::Update {
+            boot_only,
+            automatic,
+            json,
+        } => {
+            crate::mount::enter_private_namespace()?;
+            let opts = crate::update::UpdateOptions {
+                boot_only,
+                automatic,
+            };
+            let r = crate::update::update(&sys, &opts, kernel, &progress)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                emit(&crate::update::render_update(&r))?;
             }
         }
         Command::Recover { json } => {

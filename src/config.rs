@@ -23,6 +23,7 @@ pub struct Config {
     pub livepatch: LivepatchConfig,
     pub initrd: InitrdConfig,
     pub packages: PackageConfig,
+    pub update: UpdateConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,6 +70,99 @@ pub struct InitrdConfig {
 pub struct PackageConfig {
     /// Refuse packages without a valid signature.
     pub require_signature: bool,
+}
+
+/// What an automatic run (`update --automatic`, the timer) does when the
+/// repositories have a newer livepatch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdatePolicy {
+    /// Apply it, as `update` does.
+    Apply,
+    /// Only check, and record (journal, history) that an update is available.
+    Check,
+}
+
+impl UpdatePolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            UpdatePolicy::Apply => "apply",
+            UpdatePolicy::Check => "check",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateConfig {
+    /// false: automatic runs do nothing (the timer itself is shipped disabled;
+    /// this switch stops it without touching systemd).
+    pub enabled: bool,
+    pub policy: UpdatePolicy,
+    /// The livepatch packages to follow, by exact name. `{kernel}` is the
+    /// running kernel release with dots as underscores (SUSE's naming:
+    /// kernel-livepatch-5_14_21-150500_55_28-default), `{kernel_release}` the
+    /// release as is.
+    pub packages: Vec<String>,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            enabled: true,
+            policy: UpdatePolicy::Apply,
+            packages: vec!["kernel-livepatch-{kernel}".into()],
+        }
+    }
+}
+
+/// A package name zypper takes as a name and nothing else: rpm's name
+/// characters, never starting with `-` (an option).
+fn valid_package_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['-', '.'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~^".contains(c))
+}
+
+impl UpdateConfig {
+    /// The package names for the running kernel `kernel_release`.
+    pub fn package_names(&self, kernel_release: &str) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for pattern in &self.packages {
+            let name = pattern
+                .replace("{kernel_release}", kernel_release)
+                .replace("{kernel}", &kernel_release.replace('.', "_"));
+            if !valid_package_name(&name) {
+                bail!(
+                    "update.packages entry {pattern:?} gives {name:?} for kernel {kernel_release}, which is not a package name"
+                );
+            }
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.packages.is_empty() {
+            bail!("update.packages is empty: name the livepatch packages to follow");
+        }
+        for p in &self.packages {
+            let probe = p
+                .replace("{kernel_release}", "1.0-1-default")
+                .replace("{kernel}", "1_0-1-default");
+            if !valid_package_name(&probe) {
+                bail!(
+                    "update.packages entry {p:?} is not a package name (placeholders: {{kernel}}, {{kernel_release}})"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for SnapshotConfig {
@@ -181,7 +275,7 @@ impl Config {
         if !self.initrd.path.is_empty() && !self.initrd.path.starts_with('/') {
             bail!("initrd.path must be absolute, got {:?}", self.initrd.path);
         }
-        Ok(())
+        self.update.validate()
     }
 }
 
@@ -239,6 +333,44 @@ mod tests {
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
         write(d.path(), ADMIN_CONFIG, "[nonsense]\n");
         assert!(Config::load(d.path(), None).is_err());
+    }
+
+    #[test]
+    fn update_table_and_package_names() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(d.path(), None).unwrap();
+        assert!(c.update.enabled);
+        assert_eq!(c.update.policy, UpdatePolicy::Apply);
+        assert_eq!(
+            c.update
+                .package_names("5.14.21-150500.55.28-default")
+                .unwrap(),
+            ["kernel-livepatch-5_14_21-150500_55_28-default"]
+        );
+        write(
+            d.path(),
+            ADMIN_CONFIG,
+            "[update]\nenabled = false\npolicy = \"check\"\npackages = [\"kernel-livepatch-tlp-cumulative\", \"lp-{kernel_release}\"]\n",
+        );
+        let c = Config::load(d.path(), None).unwrap();
+        assert!(!c.update.enabled);
+        assert_eq!(c.update.policy, UpdatePolicy::Check);
+        assert_eq!(
+            c.update.package_names("6.1.0-56-amd64").unwrap(),
+            ["kernel-livepatch-tlp-cumulative", "lp-6.1.0-56-amd64"]
+        );
+        // A kernel release that would smuggle an option or a second word in.
+        assert!(c.update.package_names("x --root=/").is_err());
+        for bad in [
+            "[update]\npolicy = \"sometimes\"\n",
+            "[update]\npackages = []\n",
+            "[update]\npackages = [\"--from=evil\"]\n",
+            "[update]\npackages = [\"a b\"]\n",
+            "[update]\nschedule = \"daily\"\n",
+        ] {
+            write(d.path(), ADMIN_CONFIG, bad);
+            assert!(Config::load(d.path(), None).is_err(), "{bad}");
+        }
     }
 
     #[test]

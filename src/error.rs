@@ -50,6 +50,9 @@ pub enum FailureKind {
     BadSignature,
     /// A patch could not be removed from the running kernel.
     UnloadFailed,
+    /// The package repositories could not be used: unreachable, invalid
+    /// metadata, none configured, or the package is not in them.
+    RepositoryFailed,
 }
 
 impl FailureKind {
@@ -74,6 +77,7 @@ impl FailureKind {
             FailureKind::AlreadyApplied => 23,
             FailureKind::BadSignature => 24,
             FailureKind::UnloadFailed => 25,
+            FailureKind::RepositoryFailed => 26,
         }
     }
 
@@ -97,6 +101,7 @@ impl FailureKind {
         FailureKind::AlreadyApplied,
         FailureKind::BadSignature,
         FailureKind::UnloadFailed,
+        FailureKind::RepositoryFailed,
     ];
 
     /// The name used in JSON output and as the D-Bus error suffix.
@@ -120,6 +125,7 @@ impl FailureKind {
             FailureKind::AlreadyApplied => "AlreadyApplied",
             FailureKind::BadSignature => "BadSignature",
             FailureKind::UnloadFailed => "UnloadFailed",
+            FailureKind::RepositoryFailed => "RepositoryFailed",
         }
     }
 }

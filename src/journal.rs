@@ -21,6 +21,9 @@ pub const STATE_DIR: &str = "var/lib/transactional-livepatch";
 pub enum Kind {
     Apply,
     Rollback,
+    /// An automatic `update` run (the timer): what it found and did. Written
+    /// closed, in one go; an apply it made has its own `apply` entry.
+    Update,
 }
 
 /// How far a transaction got. Order matters: later steps compare greater.
@@ -62,6 +65,72 @@ pub struct PackageRecord {
     pub modules: Vec<String>,
 }
 
+/// The outcome of an automatic update run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateResult {
+    /// Nothing newer in the repositories.
+    UpToDate,
+    /// Something newer is there; policy "check" left it alone.
+    Available,
+    /// Something newer was applied (see `transactions`).
+    Applied,
+    /// The run failed (see `error`); nothing, or only what `transactions`
+    /// lists, was changed.
+    Failed,
+}
+
+/// One package an update run looked at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpdatePackage {
+    pub name: String,
+    /// Edition in the default snapshot.
+    pub installed: Option<String>,
+    /// Newest edition in the repositories.
+    pub available: Option<String>,
+    #[serde(default)]
+    pub cves: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpdateRecord {
+    /// Started by the timer (`update --automatic`) rather than by hand.
+    pub automatic: bool,
+    /// "apply" or "check".
+    pub policy: String,
+    pub result: UpdateResult,
+    #[serde(default)]
+    pub packages: Vec<UpdatePackage>,
+    /// The apply transactions the run made.
+    #[serde(default)]
+    pub transactions: Vec<String>,
+}
+
+impl UpdateRecord {
+    /// One line for `list` and `status`.
+    pub fn describe(&self) -> String {
+        let who = if self.automatic { "automatic " } else { "" };
+        let what = |p: &UpdatePackage| match (&p.installed, &p.available) {
+            (Some(i), Some(a)) if i != a => format!("{} {i} -> {a}", p.name),
+            (_, Some(a)) => format!("{} {a}", p.name),
+            (Some(i), None) => format!("{} {i}", p.name),
+            (None, None) => format!("{} (none)", p.name),
+        };
+        let pkgs: Vec<String> = self.packages.iter().map(what).collect();
+        let result = match self.result {
+            UpdateResult::UpToDate => "up to date",
+            UpdateResult::Available => "update available",
+            UpdateResult::Applied => "applied",
+            UpdateResult::Failed => "failed",
+        };
+        let mut s = format!("{who}update ({}): {result}", self.policy);
+        if !pkgs.is_empty() {
+            s.push_str(&format!(" [{}]", pkgs.join(", ")));
+        }
+        s
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
     pub id: String,
@@ -82,6 +151,9 @@ pub struct Entry {
     pub recovered: bool,
     pub error: Option<String>,
     pub error_kind: Option<FailureKind>,
+    /// For `update` entries: what the run found and did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateRecord>,
 }
 
 pub fn now_rfc3339() -> String {
@@ -158,6 +230,35 @@ impl Journal {
 
     /// A new entry with a unique, time-ordered id.
     pub fn begin(&self, kind: Kind, base: u32) -> Result<Entry> {
+        let entry = self.fresh(kind, base);
+        self.write(&entry)?;
+        Ok(entry)
+    }
+
+    /// Write a finished entry in one go (never seen open): for records of
+    /// runs that change nothing themselves, like an automatic update run.
+    /// Call with the lock held (ids are unique among lock holders).
+    pub fn record(
+        &self,
+        kind: Kind,
+        base: u32,
+        outcome: Outcome,
+        error: Option<&anyhow::Error>,
+        fill: impl FnOnce(&mut Entry),
+    ) -> Result<Entry> {
+        let mut entry = self.fresh(kind, base);
+        fill(&mut entry);
+        entry.outcome = outcome;
+        entry.finished = Some(now_rfc3339());
+        if let Some(e) = error {
+            entry.error = Some(format!("{e:#}"));
+            entry.error_kind = Some(crate::error::kind_of(e));
+        }
+        self.write(&entry)?;
+        Ok(entry)
+    }
+
+    fn fresh(&self, kind: Kind, base: u32) -> Entry {
         let now = time::OffsetDateTime::now_utc();
         let stamp = format!(
             "{:04}{:02}{:02}T{:02}{:02}{:02}",
@@ -176,7 +277,7 @@ impl Journal {
             }
             n += 1;
         };
-        let entry = Entry {
+        Entry {
             id,
             kind,
             started: now_rfc3339(),
@@ -190,9 +291,8 @@ impl Journal {
             recovered: false,
             error: None,
             error_kind: None,
-        };
-        self.write(&entry)?;
-        Ok(entry)
+            update: None,
+        }
     }
 
     /// Every entry, oldest first. Unreadable files are reported, not skipped.
@@ -342,6 +442,47 @@ mod tests {
         let back = &j.entries().unwrap()[0];
         assert_eq!(back.error_kind, Some(FailureKind::InitrdFailed));
         assert_eq!(back.error.as_deref(), Some("dracut failed"));
+    }
+
+    #[test]
+    fn update_records_and_old_entries_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::open(d.path()).unwrap();
+        let rec = UpdateRecord {
+            automatic: true,
+            policy: "check".into(),
+            result: UpdateResult::Available,
+            packages: vec![UpdatePackage {
+                name: "kernel-livepatch-x".into(),
+                installed: Some("1-1".into()),
+                available: Some("2-1".into()),
+                cves: vec!["CVE-2026-0002".into()],
+            }],
+            transactions: vec![],
+        };
+        let e = j
+            .record(Kind::Update, 3, Outcome::Committed, None, |e| {
+                e.update = Some(rec.clone())
+            })
+            .unwrap();
+        assert!(j.open_entries().unwrap().is_empty());
+        let back = &j.entries().unwrap()[0];
+        assert_eq!(back.id, e.id);
+        assert_eq!(back.kind, Kind::Update);
+        assert_eq!(back.update.as_ref(), Some(&rec));
+        assert_eq!(
+            rec.describe(),
+            "automatic update (check): update available [kernel-livepatch-x 1-1 -> 2-1]"
+        );
+        // An entry written before update records existed still reads.
+        let old = r#"{"id":"20260101T000000-000","kind":"apply","started":"x","finished":"y","base":1,"target":2,"package":null,"live":false,"step":"default-set","outcome":"committed","error":null,"error_kind":null}"#;
+        std::fs::write(j.path("20260101T000000-000"), old).unwrap();
+        let all = j.entries().unwrap();
+        assert_eq!(all[0].kind, Kind::Apply);
+        assert_eq!(all[0].update, None);
+        // and an apply entry written now has no `update` key at all.
+        let text = serde_json::to_string(&all[0]).unwrap();
+        assert!(!text.contains("\"update\""), "{text}");
     }
 
     #[test]

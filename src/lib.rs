@@ -18,3 +18,5 @@ pub mod snapshot;
 pub mod status;
 pub mod system;
 pub mod transaction;
+pub mod update;
+pub mod zypper;

@@ -305,10 +305,15 @@ pub fn describe(e: &Entry) -> String {
         (crate::journal::Kind::Apply, Some(p)) => format!("apply {}", p.nevra),
         (crate::journal::Kind::Apply, None) => "apply".to_string(),
         (crate::journal::Kind::Rollback, _) => "rollback".to_string(),
+        (crate::journal::Kind::Update, _) => e
+            .update
+            .as_ref()
+            .map_or_else(|| "update".to_string(), |u| u.describe()),
     };
-    let arrow = match e.target {
-        Some(t) => format!("{} -> {}", e.base, t),
-        None => format!("{} -> ?", e.base),
+    let arrow = match (e.kind, e.target) {
+        (_, Some(t)) => format!("{} -> {}", e.base, t),
+        (crate::journal::Kind::Update, None) => e.base.to_string(),
+        (_, None) => format!("{} -> ?", e.base),
     };
     let outcome = match e.outcome {
         Outcome::Open => "open".to_string(),

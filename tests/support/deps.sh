@@ -34,6 +34,9 @@ fi
 #   dracut-core cpio                   lsinitrd/dracut checks on the host
 #   snapper dbus polkitd               snapper backend and D-Bus service tests
 #   busybox-static                     tiny static tools for initrd/VM stage scripts
+#   createrepo-c gnupg python3         update tests: a signed rpm-md repository
+#                                      served by `python3 -m http.server`
+#   systemd                            systemd-analyze verify of the units
 #   (the shellcheck package)           linting these scripts and the dracut module
 packages=(
 	btrfs-progs e2fsprogs util-linux
@@ -44,6 +47,8 @@ packages=(
 	dracut-core cpio
 	snapper dbus polkitd
 	busybox-static
+	createrepo-c gnupg python3
+	systemd
 	shellcheck
 )
 

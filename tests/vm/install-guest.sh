@@ -1,0 +1,80 @@
+#!/bin/bash
+# Run by tests/support/make-image.sh (as TLP_INSTALL_CMD) with DESTDIR set to
+# the root snapshot, before it is sealed read-only and before its /var moves to
+# the shared @/var subvolume. Installs:
+#   - this project, by its own `make install` (binary = VM_BIN, a failpoints
+#     build), so the dracut module and units tested are the packaged ones;
+#   - the guest init, /usr/lib/tlp-test/init;
+#   - short livepatch transition timeouts (the stall scenario waits them out);
+#   - the test RPMs and the stall helper module under /var/lib/tlp-test, on
+#     the shared /var, so every snapshot (and a rollback) still has them.
+#   - unless VM_FULL_IMAGE=1: a slimmer kernel module tree and initrd (below).
+# Env: DESTDIR, VM_BIN, VM_RPMS (a livepatches.sh output directory), VM_DIR,
+# VM_REPO (exported by lib.sh), VM_FULL_IMAGE.
+set -euo pipefail
+: "${DESTDIR:?}" "${VM_BIN:?}" "${VM_RPMS:?}" "${VM_DIR:?}" "${VM_REPO:?}"
+
+make -s -C "$VM_REPO" install DESTDIR="$DESTDIR" BIN="$VM_BIN"
+install -D -m 0755 "$VM_DIR/guest/init" "$DESTDIR/usr/lib/tlp-test/init"
+
+install -d -m 0755 "$DESTDIR/etc/transactional-livepatch/config.d"
+cat >"$DESTDIR/etc/transactional-livepatch/config.d/50-vm-test.toml" <<'TOML'
+# VM test tier: short transition timeouts, so a stalled transition is
+# reported and reversed within seconds. Normal transitions take 1-2 s here.
+[livepatch]
+transition_grace_secs = 3
+transition_timeout_secs = 15
+reverse_timeout_secs = 30
+TOML
+
+install -d -m 0755 "$DESTDIR/var/lib/tlp-test/rpms" "$DESTDIR/var/lib/tlp-test/modules"
+cp -- "$VM_RPMS"/*.rpm "$VM_RPMS/MANIFEST.tsv" "$DESTDIR/var/lib/tlp-test/rpms/"
+cp -- "$VM_RPMS/modules/tlp_stall_holder.ko" "$DESTDIR/var/lib/tlp-test/modules/"
+
+# Speed under TCG. Every apply runs the RPM's %post `depmod -a` and dracut in
+# the guest; with Debian's full module tree (~4900 modules, 390 MB) depmod
+# alone takes 40-80 s and dracut 2-3 min per apply, which would put the tier
+# far beyond its time budget. The VM has virtio and btrfs only, so the tree
+# keeps what such a machine can load (file systems, libraries, crypto, block
+# and virtio drivers) and the initrd leaves out dracut modules for hardware
+# and features it does not have. The tool's work is the same: same rpm, same
+# %post, same dracut with the same module of ours, same verification.
+if [[ ${VM_FULL_IMAGE:-0} != 1 ]]; then
+	shopt -s nullglob
+	kdirs=("$DESTDIR"/usr/lib/modules/*/kernel)
+	((${#kdirs[@]} == 1)) || { echo "install-guest.sh: expected one kernel in the rootfs" >&2; exit 1; }
+	kernel_dir=${kdirs[0]}
+	kver=$(basename "$(dirname "$kernel_dir")")
+	for d in "$kernel_dir"/*; do
+		case ${d##*/} in
+		fs | lib | crypto | arch | block | mm | virt | drivers) ;;
+		*) rm -rf -- "$d" ;;
+		esac
+	done
+	for d in "$kernel_dir"/drivers/*; do
+		case ${d##*/} in
+		block | virtio | char | md) ;;
+		*) rm -rf -- "$d" ;;
+		esac
+	done
+	depmod -b "$DESTDIR" "$kver"
+	# What the VM boots with must still be there, with its dependencies.
+	for m in virtio_blk virtio_pci btrfs; do
+		dep=$(grep -E "/$m\.ko(\.[a-z]+)?:" "$DESTDIR/usr/lib/modules/$kver/modules.dep") || {
+			echo "install-guest.sh: module $m missing after slimming" >&2
+			exit 1
+		}
+		for f in ${dep#*:}; do
+			[[ -f $DESTDIR/usr/lib/modules/$kver/$f ]] || {
+				echo "install-guest.sh: $m needs $f, removed by slimming" >&2
+				exit 1
+			}
+		done
+	done
+	cat >"$DESTDIR/etc/dracut.conf.d/50-vm-test.conf" <<'CONF'
+# VM test tier (tests/vm/install-guest.sh): no dracut modules for hardware or
+# features a QEMU virtio VM does not have; virtio_blk/virtio_pci/btrfs come
+# from the drivers+= of 10-test-image.conf.
+omit_dracutmodules+=" kernel-modules-extra nvdimm overlay-root qemu lunmask resume terminfo virtfs virtiofs usrmount shutdown "
+CONF
+fi

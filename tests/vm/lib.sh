@@ -1,0 +1,123 @@
+# shellcheck shell=bash
+# Host side of the VM test tier, shared by tests/vm/vm.sh (which tests/vm.rs
+# calls) and tests/vm/demo.sh. Sourced, never run; callers use
+# `set -euo pipefail`.
+#
+# An image is tests/support/make-image.sh's SLE Micro-layout btrfs image with
+# this project installed by its own `make install`, the guest init
+# (guest/init, PID 1 of every test boot), a test configuration, and the test
+# RPMs plus the stall helper module on the shared /var. A boot works like a
+# bootloader: kernel and initrd come from the btrfs DEFAULT subvolume, and
+# the initrd mounts the default too, so each boot proves what the default
+# really boots.
+
+VM_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+VM_REPO=$(cd -- "$VM_DIR/../.." && pwd)
+VM_SUPPORT=$VM_REPO/tests/support
+export VM_DIR VM_REPO VM_SUPPORT
+
+vm_log() {
+	printf 'vm: %s\n' "$*" >&2
+}
+
+vm_die() {
+	vm_log "error: $*"
+	exit 1
+}
+
+# What this tier needs that is not there, one word each, on stdout (nothing
+# when all is present). The support scripts install their own deps
+# (tests/support/deps.sh); this only names what is missing.
+vm_missing_prereqs() {
+	local c missing=()
+	[[ $(id -u) -eq 0 ]] || missing+=(root)
+	for c in qemu-system-x86_64 timeout mkfs.btrfs btrfs losetup mmdebstrap rpmbuild make zstd; do
+		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+	done
+	[[ -e /dev/loop-control ]] || missing+=(/dev/loop-control)
+	local s
+	for s in kernel-abi.sh rootfs.sh make-image.sh livepatches.sh; do
+		[[ -x $VM_SUPPORT/$s ]] || missing+=("tests/support/$s")
+	done
+	if [[ -x $VM_SUPPORT/kernel-abi.sh ]] && ((${#missing[@]} == 0)); then
+		local abi
+		if abi=$(TLP_NO_APT_UPDATE=1 "$VM_SUPPORT/kernel-abi.sh" 2>/dev/null); then
+			[[ -f /usr/src/linux-headers-$abi/Makefile ]] || missing+=("linux-headers-$abi")
+		else
+			missing+=("kernel ABI (apt metadata)")
+		fi
+	fi
+	echo "${missing[*]}"
+}
+
+# vm_build_image IMAGE BIN: a fresh test image with BIN (a failpoints build of
+# the tool) installed. Livepatch RPMs and the rootfs come from the support
+# scripts' caches.
+vm_build_image() {
+	local image=$1 bin=$2 rpms
+	[[ -x $bin ]] || vm_die "no tool binary at $bin"
+	rpms=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-rpms.XXXXXX")
+	# shellcheck disable=SC2064 # expand now: the variable is local
+	trap "rm -rf -- '$rpms'" RETURN
+	"$VM_SUPPORT/livepatches.sh" "$rpms" >/dev/null
+	VM_BIN=$(realpath -- "$bin") VM_RPMS=$rpms \
+		TLP_INSTALL_CMD="$VM_DIR/install-guest.sh" \
+		"$VM_SUPPORT/make-image.sh" "$image" >/dev/null
+}
+
+# vm_kernel_from_default IMAGE DIR: copy vmlinuz and initrd of the image's
+# default subvolume to DIR/vmlinuz and DIR/initrd, as a bootloader would read
+# them: read-only, without replaying the btrfs log tree (GRUB does not).
+vm_kernel_from_default() {
+	local image=$1 dir=$2 mnt kernels initrds
+	mnt=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-boot.XXXXXX")
+	mount -o loop,ro,rescue=nologreplay -- "$image" "$mnt"
+	kernels=("$mnt"/boot/vmlinuz-*)
+	local kver=${kernels[0]##*/vmlinuz-}
+	initrds=("$mnt/boot/initrd-$kver" "$mnt/boot/initrd.img-$kver")
+	local ok=1
+	cp -- "$mnt/boot/vmlinuz-$kver" "$dir/vmlinuz" || ok=0
+	if [[ -f ${initrds[0]} ]]; then
+		cp -- "${initrds[0]}" "$dir/initrd" || ok=0
+	else
+		cp -- "${initrds[1]}" "$dir/initrd" || ok=0
+	fi
+	umount -- "$mnt"
+	rmdir -- "$mnt"
+	((ok)) || vm_die "cannot read kernel $kver and its initrd from the default subvolume of $image"
+}
+
+# vm_boot IMAGE STAGE STEPS LOG TIMEOUT_SECS: boot the image's default
+# subvolume once; the guest init runs STEPS (see guest/init) and powers off.
+# The serial console goes to LOG. Returns QEMU's status (124: timed out).
+# -no-reboot: a reboot (the power-cut failpoint) ends QEMU like a power-off.
+# -cpu qemu64: TCG emulates AVX/AVX2 slowly, and glibc picks them under
+# `-cpu max`: depmod took 72 s there and 40 s with qemu64 (95 s Haswell).
+# VM_CPU, VM_SMP and VM_TCG_OPTS (",tb-size=..." etc.) override for experiments.
+vm_boot() {
+	local image=$1 stage=$2 steps=$3 log=$4 timeout_secs=$5 kdir rc=0
+	kdir=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-kernel.XXXXXX")
+	vm_kernel_from_default "$image" "$kdir"
+	: >"$log"
+	timeout --kill-after=10 "$timeout_secs" qemu-system-x86_64 \
+		-accel "tcg${VM_TCG_OPTS:-}" -machine q35 -cpu "${VM_CPU:-qemu64}" -smp "${VM_SMP:-2}" -m 2G \
+		-nodefaults -display none -no-reboot \
+		-serial "file:$log" \
+		-drive "file=$image,format=raw,if=virtio,cache=unsafe" \
+		-kernel "$kdir/vmlinuz" -initrd "$kdir/initrd" \
+		-append "root=/dev/vda rootfstype=btrfs rw console=ttyS0,115200 init=/usr/lib/tlp-test/init panic=-1 rd.shell=0 tlp.stage=$stage tlp.steps=$steps" \
+		</dev/null >>"$log.qemu" 2>&1 || rc=$?
+	rm -rf -- "$kdir"
+	return "$rc"
+}
+
+# vm_results LOG: the TLP-RESULT lines of a serial log as KEY=VALUE, without
+# the console's carriage returns.
+vm_results() {
+	tr -d '\r' <"$1" | sed -n 's/^.*TLP-RESULT //p'
+}
+
+# vm_get LOG KEY: the first value of KEY (empty if none).
+vm_get() {
+	vm_results "$1" | awk -v k="$2" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }'
+}
