@@ -50,6 +50,10 @@ pub enum Command {
         /// Only stage the patch for the next boot; leave the running kernel alone.
         #[arg(long)]
         boot_only: bool,
+        /// Accept a package older than the same package in the default
+        /// snapshot (downgrade a cumulative livepatch on purpose).
+        #[arg(long)]
+        allow_downgrade: bool,
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -157,13 +161,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Apply {
             package,
             boot_only,
+            allow_downgrade,
             json,
         } => {
             transaction::require_root()?;
             // Everything the transaction mounts stays in this process's own
             // namespace and disappears with it, even on SIGKILL.
             crate::mount::enter_private_namespace()?;
-            let opts = transaction::ApplyOptions { boot_only };
+            let opts = transaction::ApplyOptions {
+                boot_only,
+                allow_downgrade,
+            };
             let r = transaction::apply(&sys, &package, &opts, kernel, &progress)?;
             if json {
                 print_json(&r)?;

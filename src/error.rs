@@ -44,9 +44,12 @@ pub enum FailureKind {
     InvalidTarget,
     /// The caller is not allowed to do this (not root, or polkit said no).
     NotAuthorized,
-    /// The package (same name, version and release) is already in the default snapshot.
+    /// The package (same name, version and release), or a newer version of
+    /// the same package, is already in the default snapshot (a downgrade
+    /// needs `apply --allow-downgrade`).
     AlreadyApplied,
-    /// The signature of the package is missing or bad and policy requires one.
+    /// The package's signature is bad or made with a key the default snapshot
+    /// does not trust, or it is unsigned and policy requires a signature.
     BadSignature,
     /// A patch could not be removed from the running kernel.
     UnloadFailed,
@@ -151,6 +154,21 @@ pub fn failure(kind: FailureKind, message: impl Into<String>) -> anyhow::Error {
         kind,
         message: message.into(),
     })
+}
+
+/// A failure of `kind` — unless `message` (typically a subprocess's stderr,
+/// rpm's or dracut's) says the disk is full: then it is [`FailureKind::NoSpace`],
+/// which tells the administrator what to do about it.
+pub fn failure_or_no_space(kind: FailureKind, message: impl Into<String>) -> anyhow::Error {
+    let message = message.into();
+    if message.contains("No space left on device") || message.contains("Disk quota exceeded") {
+        failure(
+            FailureKind::NoSpace,
+            format!("out of disk space: {message}"),
+        )
+    } else {
+        failure(kind, message)
+    }
 }
 
 /// `bail!` for typed failures.

@@ -12,6 +12,7 @@
 use crate::chroot::ChrootEnv;
 use crate::cmd::CommandRunExt;
 use crate::error::{FailureKind, failure};
+use crate::inroot::{FileKind, Root};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -37,9 +38,12 @@ pub struct StackEntry {
 /// the older one), plus modules present in the livepatch directories but not
 /// recorded (installed by other means), by name.
 pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
-    let file = snapshot_root.join(STACK_DIR).join(kver);
+    // Every path is resolved inside the snapshot: a symlink in it never
+    // leads to a host file (see crate::inroot).
+    let root = Root::open(snapshot_root)?;
+    let file = format!("{STACK_DIR}/{kver}");
     let mut out: Vec<StackEntry> = Vec::new();
-    match std::fs::read_to_string(&file) {
+    match root.read_to_string(&file) {
         Ok(text) => {
             for line in text.lines().map(str::trim) {
                 if line.is_empty() || line.starts_with('#') {
@@ -51,8 +55,7 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
                 };
                 let package = it.next().filter(|p| *p != "-").map(str::to_string);
                 if is_livepatch_path(path)
-                    && std::fs::symlink_metadata(snapshot_root.join(path.trim_start_matches('/')))
-                        .is_ok_and(|m| m.is_file())
+                    && root.symlink_metadata(path).ok().flatten() == Some(FileKind::File)
                 {
                     out.push(StackEntry {
                         name: name.into(),
@@ -63,20 +66,18 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display(&file))),
     }
     let mut extra = Vec::new();
     for base in ["lib/modules", "usr/lib/modules"] {
-        let dir = snapshot_root.join(base).join(kver).join("livepatch");
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+        let Ok(Some(entries)) = root.read_dir(&format!("{base}/{kver}/livepatch")) else {
             continue;
         };
-        for e in rd.flatten() {
-            let fname = e.file_name().to_string_lossy().into_owned();
+        for (fname, kind) in entries {
             let Some(stem) = fname.strip_suffix(".ko") else {
                 continue;
             };
-            if !e.file_type().is_ok_and(|t| t.is_file()) {
+            if kind != FileKind::File {
                 continue;
             }
             let path = format!("/{base}/{kver}/livepatch/{fname}");
@@ -98,8 +99,8 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
 }
 
 pub fn write_stack(snapshot_root: &Path, kver: &str, stack: &[StackEntry]) -> Result<()> {
-    let dir = snapshot_root.join(STACK_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let root = Root::open(snapshot_root)?;
+    root.create_dir_all(STACK_DIR, 0o755)?;
     let mut text = String::from(
         "# Livepatch modules this snapshot loads at boot, in order. Written by transactional-livepatch.\n",
     );
@@ -107,10 +108,7 @@ pub fn write_stack(snapshot_root: &Path, kver: &str, stack: &[StackEntry]) -> Re
         let package = s.package.as_deref().unwrap_or("-");
         text.push_str(&format!("{} {} {package}\n", s.name, s.path));
     }
-    crate::journal::write_atomic(&dir.join(kver), text.as_bytes())?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.join(kver), std::fs::Permissions::from_mode(0o644))?;
-    Ok(())
+    root.write_atomic(&format!("{STACK_DIR}/{kver}"), text.as_bytes(), 0o644)
 }
 
 /// `/lib/modules/<kver>/livepatch/<file>.ko` or the same below /usr, nothing else.
@@ -135,9 +133,8 @@ pub fn initrd_path(snapshot_root: &Path, kver: &str, configured: &str) -> String
     }
     let suse = format!("/boot/initrd-{kver}");
     let debian = format!("/boot/initrd.img-{kver}");
-    if snapshot_root.join(debian.trim_start_matches('/')).exists()
-        && !snapshot_root.join(suse.trim_start_matches('/')).exists()
-    {
+    let exists = |p: &str| Root::open(snapshot_root).is_ok_and(|r| r.exists(p));
+    if exists(&debian) && !exists(&suse) {
         debian
     } else {
         suse
@@ -192,14 +189,13 @@ pub fn regenerate(
     stack: &[StackEntry],
     extra_args: &[String],
 ) -> Result<()> {
-    let final_host = env.host_path(final_path);
+    let root = Root::open(env.root())?;
     let dir_inner = Path::new(final_path)
         .parent()
         .context("initrd path without directory")?
         .to_string_lossy()
         .into_owned();
     let tmp_inner = format!("{dir_inner}/.tlp-new-initrd-{kver}");
-    let tmp_host = env.host_path(&tmp_inner);
     let result = (|| -> Result<()> {
         env.command("dracut")
             .args(["--force", "--quiet", "--no-hostonly"])
@@ -207,7 +203,12 @@ pub fn regenerate(
             .args(extra_args)
             .args(["--kver", kver, &tmp_inner])
             .run_ok()
-            .map_err(|e| failure(FailureKind::InitrdFailed, format!("dracut failed: {e:#}")))?;
+            .map_err(|e| {
+                crate::error::failure_or_no_space(
+                    FailureKind::InitrdFailed,
+                    format!("dracut failed: {e:#}"),
+                )
+            })?;
         let listing = env
             .command("lsinitrd")
             .arg(&tmp_inner)
@@ -233,7 +234,7 @@ pub fn regenerate(
                 .args(["-f", &format!("{STACK_DIR}/{kver}"), &tmp_inner])
                 .run_stdout()
                 .context("reading the stack file from the new initrd")?;
-            let on_disk = std::fs::read_to_string(env.host_path(&format!("{STACK_DIR}/{kver}")))?;
+            let on_disk = root.read_to_string(&format!("{STACK_DIR}/{kver}"))?;
             if inside.trim() != on_disk.trim() {
                 crate::bail_kind!(
                     FailureKind::InitrdFailed,
@@ -241,25 +242,17 @@ pub fn regenerate(
                 );
             }
         }
-        std::fs::rename(&tmp_host, &final_host).with_context(|| {
-            format!(
-                "renaming {} to {}",
-                tmp_host.display(),
-                final_host.display()
-            )
-        })?;
-        if let Some(d) = final_host.parent() {
-            std::fs::File::open(d).and_then(|f| f.sync_all()).ok();
-        }
-        Ok(())
+        // Resolved inside the snapshot, as dracut in the chroot saw it.
+        root.rename(&tmp_inner, final_path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_host);
+        let _ = root.remove_file(&tmp_inner);
     }
     result.with_context(|| format!("building the initrd for kernel {kver}"))
 }
 
-/// Host path of a snapshot-internal path.
+/// Host path of a snapshot-internal path, for messages: to open it, use
+/// [`crate::inroot::Root`], which never leaves the snapshot.
 pub fn host(snapshot_root: &Path, inner: &str) -> PathBuf {
     snapshot_root.join(inner.trim_start_matches('/'))
 }

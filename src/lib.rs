@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod failpoints;
 pub mod initrd;
+pub mod inroot;
 pub mod journal;
 pub mod livepatch;
 pub mod mount;

@@ -34,10 +34,14 @@ fn check_target(target: &Path) -> Result<()> {
     let md = std::fs::symlink_metadata(target)
         .with_context(|| format!("inspecting mount target {}", target.display()))?;
     if md.file_type().is_symlink() {
-        bail!(
-            "refusing to mount on {}: it is a symbolic link",
-            target.display()
-        );
+        // Typed: a snapshot whose /run, /var … is a symlink is hostile or broken.
+        return Err(crate::error::failure(
+            crate::error::FailureKind::UnsafePath,
+            format!(
+                "refusing to mount on {}: it is a symbolic link (it could lead out of the snapshot)",
+                target.display()
+            ),
+        ));
     }
     if !md.is_dir() {
         bail!("refusing to mount on {}: not a directory", target.display());

@@ -191,8 +191,8 @@ pub fn boot_check(
         if live.contains(&s.name) {
             continue;
         }
-        let path = initrd::host(&booted.path, &s.path);
-        match lp.load(&path, &s.name, &|m| progress.message(m)) {
+        match crate::transaction::load_from_snapshot(&lp, &booted.path, s, &|m| progress.message(m))
+        {
             Ok(_) => {
                 progress.message(&format!(
                     "livepatch {} was not loaded by the initrd; loaded it now",

@@ -21,9 +21,12 @@ pub struct System {
 impl System {
     pub fn new(root: &Path, kernel_root: &Path, config_file: Option<&Path>) -> Result<System> {
         let config = Config::load(root, config_file)?;
+        // Absolute: subprocesses (rpm --root, chroot) run elsewhere and
+        // rpm silently misreads a relative --root.
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         Ok(System {
-            root: root.to_path_buf(),
-            kernel_root: kernel_root.to_path_buf(),
+            root: abs(root),
+            kernel_root: abs(kernel_root),
             config,
         })
     }

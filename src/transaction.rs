@@ -25,6 +25,7 @@ use crate::cmd::CommandRunExt;
 use crate::error::{FailureKind, failure};
 use crate::failpoint;
 use crate::initrd::{self, StackEntry};
+use crate::inroot::Root;
 use crate::journal::{Entry, Journal, Kind, Lock, Outcome, PackageRecord, Step};
 use crate::livepatch::{Kernel, Livepatch};
 use crate::package::{self, PackageFacts};
@@ -38,6 +39,9 @@ use std::path::Path;
 pub struct ApplyOptions {
     /// Stage for the next boot only; leave the running kernel alone.
     pub boot_only: bool,
+    /// Accept a package older than the version of the same package in the
+    /// default snapshot (a cumulative livepatch downgrade).
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -79,19 +83,17 @@ pub fn require_no_open(journal: &Journal) -> Result<()> {
 
 /// The kernel release directory of `kver` in a snapshot, if installed.
 fn kernel_installed(snapshot_root: &Path, kver: &str) -> bool {
+    let Ok(root) = Root::open(snapshot_root) else {
+        return false;
+    };
     ["lib/modules", "usr/lib/modules"].iter().any(|b| {
-        snapshot_root
-            .join(b)
-            .join(kver)
-            .join("modules.order")
-            .exists()
-            || snapshot_root.join(b).join(kver).join("kernel").is_dir()
+        root.exists(&format!("{b}/{kver}/modules.order"))
+            || root.is_dir(&format!("{b}/{kver}/kernel"))
     })
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+fn sha256_file(mut f: std::fs::File) -> Result<String> {
     use sha2::Digest;
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -105,21 +107,37 @@ fn sha256_file(path: &Path) -> Result<String> {
 }
 
 pub fn module_sha256(snapshot_root: &Path, inner: &str) -> Option<String> {
-    sha256_file(&initrd::host(snapshot_root, inner)).ok()
+    let root = Root::open(snapshot_root).ok()?;
+    sha256_file(root.open_read(inner).ok()?).ok()
 }
 
 /// Copy the already verified package (through the handle that was hashed, never
 /// by path again) into the chroot's private /run.
 fn stage_package(file: &mut std::fs::File, env: &crate::chroot::ChrootEnv) -> Result<String> {
     let inner = "/run/transactional-livepatch/package.rpm";
-    let host = env.host_path(inner);
-    std::fs::create_dir_all(host.parent().unwrap())?;
+    let root = Root::open(env.root())?;
+    root.create_dir_all("/run/transactional-livepatch", 0o700)?;
     file.rewind()?;
-    let mut out =
-        std::fs::File::create(&host).with_context(|| format!("creating {}", host.display()))?;
+    let mut out = root.create_file(inner, 0o600)?;
     std::io::copy(file, &mut out).context("copying the package into the snapshot")?;
     out.flush()?;
     Ok(inner.to_string())
+}
+
+/// Load the module of stack entry `t`, opened inside the snapshot at
+/// `snapshot_root`: a symlink in the snapshot never makes the kernel load a
+/// file from outside it.
+pub fn load_from_snapshot(
+    lp: &Livepatch,
+    snapshot_root: &Path,
+    t: &StackEntry,
+    report: crate::livepatch::Report,
+) -> Result<Vec<String>> {
+    let display = initrd::host(snapshot_root, &t.path).display().to_string();
+    let file = Root::open(snapshot_root)?
+        .open_read(&t.path)
+        .with_context(|| format!("opening livepatch module {display}"))?;
+    lp.load_file(&file, &display, &t.name, report)
 }
 
 /// Bring the running kernel's livepatch set to `target` (a boot stack whose
@@ -147,9 +165,8 @@ pub fn reconcile_live(
         if live.contains(&t.name) {
             continue;
         }
-        let path = initrd::host(snapshot_root, &t.path);
         progress.message(&format!("loading livepatch {}", t.name));
-        let replaced = lp.load(&path, &t.name, &report)?;
+        let replaced = load_from_snapshot(lp, snapshot_root, t, &report)?;
         loaded.push(t.name.clone());
         removed.extend(replaced);
     }
@@ -191,7 +208,7 @@ pub fn restore_live(
         if lp.sysfs.patch(&t.name)?.is_some_and(|p| p.enabled) {
             continue;
         }
-        lp.load(&initrd::host(base_root, &t.path), &t.name, &report)?;
+        load_from_snapshot(lp, base_root, t, &report)?;
     }
     let now = lp.sysfs.live_in_load_order()?;
     for p in now.iter().rev() {
@@ -300,6 +317,14 @@ pub fn apply(
             base.number
         );
     }
+    // Trust before anything else about the package is weighed.
+    package::signature::check(
+        &base.path,
+        base.number,
+        &file,
+        &facts,
+        sys.config.packages.require_signature,
+    )?;
     if !kernel_installed(&base.path, &kver) {
         crate::bail_kind!(
             FailureKind::WrongKernel,
@@ -320,6 +345,7 @@ pub fn apply(
             base.number
         );
     }
+    check_version(&base, &facts, opts.allow_downgrade)?;
 
     let live_before = if opts.boot_only {
         Vec::new()
@@ -380,6 +406,44 @@ pub fn apply(
     }
 }
 
+/// Compare with the version of the same package in the default snapshot `base`:
+/// the same version is already applied; an older one (a cumulative livepatch
+/// that would take fixes away) only with `allow_downgrade`. Reads the
+/// snapshot's rpm database; changes nothing.
+fn check_version(base: &Snapshot, facts: &PackageFacts, allow_downgrade: bool) -> Result<()> {
+    use crate::package::rpmdb::{Evr, compare_evr, installed};
+    use std::cmp::Ordering;
+    let new = Evr {
+        epoch: facts.epoch,
+        version: facts.version.clone(),
+        release: facts.release.clone(),
+    };
+    let Some(old) = installed(&base.path, &facts.name)?
+        .into_iter()
+        .max_by(compare_evr)
+    else {
+        return Ok(());
+    };
+    match compare_evr(&new, &old) {
+        Ordering::Greater => Ok(()),
+        Ordering::Equal => Err(failure(
+            FailureKind::AlreadyApplied,
+            format!(
+                "{} {old} is already installed in the default snapshot {}",
+                facts.name, base.number
+            ),
+        )),
+        Ordering::Less if allow_downgrade => Ok(()),
+        Ordering::Less => Err(failure(
+            FailureKind::AlreadyApplied,
+            format!(
+                "the default snapshot {} has the newer {} {old}; refusing to downgrade to {new} (use --allow-downgrade to apply the older one)",
+                base.number, facts.name
+            ),
+        )),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn apply_steps(
     sys: &System,
@@ -416,19 +480,21 @@ fn apply_steps(
     ));
     let env = crate::chroot::ChrootEnv::enter(&new.path, sys.shared_var().as_deref())?;
     let inner_pkg = stage_package(file, &env)?;
-    env.command("rpm")
-        .args(["-U", "--quiet", &inner_pkg])
-        .run_ok()
-        .map_err(|e| {
-            failure(
-                FailureKind::InstallFailed,
-                format!(
-                    "installing {} in snapshot {} failed: {e:#}",
-                    facts.nevra, new.number
-                ),
-            )
-        })?;
-    let _ = std::fs::remove_file(env.host_path(&inner_pkg));
+    let mut rpm = env.command("rpm");
+    rpm.args(["-U", "--quiet"]);
+    if opts.allow_downgrade {
+        rpm.arg("--oldpackage");
+    }
+    rpm.arg(&inner_pkg).run_ok().map_err(|e| {
+        crate::error::failure_or_no_space(
+            FailureKind::InstallFailed,
+            format!(
+                "installing {} in snapshot {} failed: {e:#}",
+                facts.nevra, new.number
+            ),
+        )
+    })?;
+    let _ = Root::open(env.root()).and_then(|r| r.remove_file(&inner_pkg));
     // The package's modules go last, in package order: they load after what
     // the snapshot already had.
     let mut stack: Vec<StackEntry> = initrd::read_stack(&new.path, kver)?

@@ -146,6 +146,20 @@ impl Livepatch<'_> {
     /// that were enabled before and are gone now (replaced by a cumulative
     /// patch): their modules are removed too.
     pub fn load(&self, path: &Path, name: &str, report: Report) -> Result<Vec<String>> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening livepatch module {}", path.display()))?;
+        self.load_file(&file, &path.display().to_string(), name, report)
+    }
+
+    /// [`Livepatch::load`] of a module file already opened (inside a
+    /// snapshot, see [`crate::inroot`]); `display` names it in messages.
+    pub fn load_file(
+        &self,
+        file: &std::fs::File,
+        display: &str,
+        name: &str,
+        report: Report,
+    ) -> Result<Vec<String>> {
         let before: Vec<String> = self
             .sysfs
             .patches()?
@@ -157,15 +171,10 @@ impl Livepatch<'_> {
             // A leftover module of a disabled patch: it must go before a new load.
             self.kernel.unload_module(name)?;
         }
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("opening livepatch module {}", path.display()))?;
-        if let Err(e) = self.kernel.load_module(&file) {
+        if let Err(e) = self.kernel.load_module(file) {
             return Err(failure(
                 FailureKind::LoadFailed,
-                format!(
-                    "the kernel refused livepatch module {}: {e:#}",
-                    path.display()
-                ),
+                format!("the kernel refused livepatch module {display}: {e:#}"),
             ));
         }
         report(&format!(

@@ -21,6 +21,8 @@
 mod header;
 pub mod modinfo;
 pub mod paths;
+pub mod rpmdb;
+pub mod signature;
 
 pub use paths::{Entry, EntryKind, ModulePath, PathPlan, check_paths};
 
@@ -66,6 +68,8 @@ pub struct ModuleFacts {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PackageFacts {
     pub name: String,
+    /// 0 when the package has none.
+    pub epoch: u32,
     pub version: String,
     pub release: String,
     pub arch: String,
@@ -413,6 +417,7 @@ pub fn inspect_for_arch(file: &File, machine_arch: &str) -> Result<PackageFacts>
 
     Ok(PackageFacts {
         name: ident.name,
+        epoch: ident.epoch,
         version: ident.version,
         release: ident.release,
         arch: ident.arch,
@@ -581,6 +586,7 @@ fn check_sizes(
 /// in command lines, snapshot descriptions and file names.
 struct Ident {
     name: String,
+    epoch: u32,
     version: String,
     release: String,
     arch: String,
@@ -624,6 +630,7 @@ impl Ident {
         };
         Ok(Ident {
             name,
+            epoch: epoch.unwrap_or(0),
             version,
             release,
             arch,
