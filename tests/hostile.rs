@@ -1195,7 +1195,11 @@ fn symlinks_in_the_snapshot_never_lead_out() {
         std::fs::remove_dir_all(s.join(dir)).unwrap();
         std::os::unix::fs::symlink(&target, s.join(dir)).unwrap();
         set_ro(&s, true);
-        run_ok(Command::new("btrfs").args(["subvolume", "set-default"]).arg(&s));
+        run_ok(
+            Command::new("btrfs")
+                .args(["subvolume", "set-default"])
+                .arg(&s),
+        );
         ck.refusal(
             &sys,
             cat,
