@@ -109,6 +109,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the D-Bus interface org.opensuse.TransactionalLivepatch1 on the
+    /// system bus (started by bus activation).
+    Daemon {
+        /// Exit after this many seconds without a call or a running transaction (0: never).
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        idle_exit: u64,
+    },
 }
 
 struct CliProgress {
@@ -280,6 +287,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Daemon { idle_exit } => crate::dbus::serve(crate::dbus::DaemonOptions {
+            root: cli.root.clone(),
+            kernel_root: cli.kernel_root.clone(),
+            config: cli.config.clone(),
+            idle_exit: (idle_exit > 0).then(|| std::time::Duration::from_secs(idle_exit)),
+        })?,
         Command::BootCheck { json } => {
             let r = recover::boot_check(&sys, kernel, &progress)?;
             if json {

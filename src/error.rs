@@ -84,6 +84,15 @@ impl FailureKind {
         }
     }
 
+    /// The kind a process exit code stands for (the D-Bus daemon reads its
+    /// child's exit code with this).
+    pub fn from_exit_code(code: i32) -> Option<FailureKind> {
+        FailureKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.exit_code() == code)
+    }
+
     /// Every kind, for documentation and tests.
     pub const ALL: &'static [FailureKind] = &[
         FailureKind::Internal,
@@ -215,7 +224,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for k in FailureKind::ALL {
             assert!(seen.insert(k.exit_code()), "duplicate exit code for {k:?}");
+            assert_eq!(FailureKind::from_exit_code(k.exit_code()), Some(*k));
         }
+        assert_eq!(FailureKind::from_exit_code(0), None);
     }
 
     #[test]

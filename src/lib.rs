@@ -6,6 +6,7 @@ pub mod chroot;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dbus;
 pub mod error;
 pub mod failpoints;
 pub mod initrd;

@@ -1,0 +1,301 @@
+//! The D-Bus service (`transactional-livepatch daemon`), for Cockpit and any
+//! other admin tool: everything the CLI does, over the system bus.
+//!
+//! - Bus name [`BUS_NAME`], object [`OBJECT_PATH`] with the interface
+//!   `org.opensuse.TransactionalLivepatch1.Manager`; each changing call returns at
+//!   once a transaction object below [`TRANSACTION_PATH`] with the interface
+//!   `org.opensuse.TransactionalLivepatch1.Transaction` that reports progress
+//!   by signals. The interface XML is dbus/org.opensuse.TransactionalLivepatch1.xml.
+//! - Changing calls are authorized by polkit for the caller ([`polkit`]); one
+//!   transaction runs at a time, a second call gets `…Error.Busy` naming it.
+//! - Started by bus activation; exits after an idle time without calls or a
+//!   running transaction. SIGTERM waits for a running transaction to end.
+
+pub mod error;
+pub mod manager;
+pub mod polkit;
+pub mod transaction;
+
+use crate::error::FailureKind;
+use crate::status::Status;
+use anyhow::{Context, Result};
+use error::DaemonError;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use transaction::{Operation, Transaction};
+use zbus::names::UniqueName;
+use zbus::{Connection, OwnedObjectPath};
+
+pub const BUS_NAME: &str = "org.opensuse.TransactionalLivepatch1";
+pub const OBJECT_PATH: &str = "/org/opensuse/TransactionalLivepatch1";
+pub const TRANSACTION_PATH: &str = "/org/opensuse/TransactionalLivepatch1/Transaction";
+pub const MANAGER_INTERFACE: &str = "org.opensuse.TransactionalLivepatch1.Manager";
+pub const TRANSACTION_INTERFACE: &str = "org.opensuse.TransactionalLivepatch1.Transaction";
+
+/// Finished transaction objects kept for late readers; older ones are removed.
+const KEEP_FINISHED: usize = 10;
+/// How long a status read serves later property reads.
+const STATUS_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub root: PathBuf,
+    pub kernel_root: PathBuf,
+    pub config: Option<PathBuf>,
+    /// Exit after this long without a call or a running transaction (None: never).
+    pub idle_exit: Option<Duration>,
+}
+
+struct Active {
+    path: OwnedObjectPath,
+    description: String,
+}
+
+struct State {
+    next: u64,
+    active: Option<Active>,
+    finished: VecDeque<OwnedObjectPath>,
+    last_activity: Instant,
+    /// Set when the daemon decided to exit: no new transaction starts.
+    stopping: bool,
+    status: Option<(Instant, Arc<Status>)>,
+}
+
+/// What the interfaces and the transactions share.
+pub struct Shared {
+    pub opts: DaemonOptions,
+    state: Mutex<State>,
+    /// Woken when a transaction ends.
+    ended: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn new(opts: DaemonOptions) -> Shared {
+        Shared {
+            opts,
+            state: Mutex::new(State {
+                next: 1,
+                active: None,
+                finished: VecDeque::new(),
+                last_activity: Instant::now(),
+                stopping: false,
+                status: None,
+            }),
+            ended: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the service down with a poisoned lock.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A call arrived: the idle time starts over.
+    pub fn touch(&self) {
+        self.lock().last_activity = Instant::now();
+    }
+
+    pub fn active_path(&self) -> OwnedObjectPath {
+        self.lock()
+            .active
+            .as_ref()
+            .map(|a| a.path.clone())
+            .unwrap_or_else(|| OwnedObjectPath::try_from("/").expect("root path"))
+    }
+
+    /// The status, read at most every [`STATUS_TTL`] (property reads come in bursts).
+    pub async fn status(&self) -> Result<Arc<Status>, DaemonError> {
+        if let Some((at, s)) = &self.lock().status
+            && at.elapsed() < STATUS_TTL
+        {
+            return Ok(s.clone());
+        }
+        let opts = self.opts.clone();
+        let s = tokio::task::spawn_blocking(move || -> Result<Status> {
+            let sys =
+                crate::system::System::new(&opts.root, &opts.kernel_root, opts.config.as_deref())?;
+            crate::status::status(&sys)
+        })
+        .await
+        .map_err(|e| DaemonError::new(FailureKind::Internal, e.to_string()))?
+        .map_err(|e| DaemonError::from_anyhow(&e))?;
+        let s = Arc::new(s);
+        self.lock().status = Some((Instant::now(), s.clone()));
+        Ok(s)
+    }
+
+    /// Claim the one transaction slot and start `op` in it.
+    async fn start(
+        self: &Arc<Self>,
+        conn: &Connection,
+        op: Operation,
+        caller: &UniqueName<'_>,
+        package: Option<File>,
+    ) -> Result<OwnedObjectPath, DaemonError> {
+        let path = {
+            let mut st = self.lock();
+            if let Some(a) = &st.active {
+                return Err(DaemonError::new(
+                    FailureKind::Busy,
+                    format!(
+                        "transaction {} ({}) is running; try again when it has finished",
+                        a.path.as_str(),
+                        a.description
+                    ),
+                ));
+            }
+            if st.stopping {
+                return Err(DaemonError::new(
+                    FailureKind::Busy,
+                    "the service is exiting; call again to start it anew",
+                ));
+            }
+            // The CLI may hold the transaction lock: say so now rather than
+            // in a transaction that fails at once.
+            drop(
+                crate::journal::Lock::acquire(&self.opts.root, "transactional-livepatch daemon")
+                    .map_err(|e| DaemonError::from_anyhow(&e))?,
+            );
+            let path = OwnedObjectPath::try_from(format!("{TRANSACTION_PATH}/{}", st.next))
+                .map_err(|e| DaemonError::new(FailureKind::Internal, e.to_string()))?;
+            st.next += 1;
+            st.active = Some(Active {
+                path: path.clone(),
+                description: op.describe(),
+            });
+            st.last_activity = Instant::now();
+            path
+        };
+        let release = |e: zbus::Error| {
+            self.lock().active = None;
+            DaemonError::from(e)
+        };
+        let server = conn.object_server();
+        server
+            .at(&path, Transaction::new(&op, caller.as_str()))
+            .await
+            .map_err(release)?;
+        let iface = server
+            .interface::<_, Transaction>(&path)
+            .await
+            .map_err(release)?;
+        tracing::info!("{}: {} for {caller}", path.as_str(), op.describe());
+        tokio::spawn(transaction::run(
+            self.clone(),
+            conn.clone(),
+            iface,
+            op,
+            package,
+        ));
+        manager::state_changed(conn).await;
+        Ok(path)
+    }
+
+    /// The transaction at `path` has ended: free the slot, keep its object
+    /// for late readers, drop the oldest ones.
+    async fn finish(&self, conn: &Connection, path: &zbus::ObjectPath<'_>) {
+        let expired: Vec<OwnedObjectPath> = {
+            let mut st = self.lock();
+            st.active = None;
+            st.status = None;
+            st.last_activity = Instant::now();
+            st.finished.push_back(path.to_owned().into());
+            let n = st.finished.len().saturating_sub(KEEP_FINISHED);
+            st.finished.drain(..n).collect()
+        };
+        for p in expired {
+            let _ = conn.object_server().remove::<Transaction, _>(&p).await;
+        }
+        self.ended.notify_waiters();
+        manager::state_changed(conn).await;
+    }
+
+    /// If idle long enough, mark the daemon stopping (atomically with the check).
+    fn stop_if_idle(&self) -> bool {
+        let Some(idle) = self.opts.idle_exit else {
+            return false;
+        };
+        let mut st = self.lock();
+        if st.active.is_none() && st.last_activity.elapsed() >= idle {
+            st.stopping = true;
+        }
+        st.stopping
+    }
+
+    /// Refuse new transactions and wait for the running one to end.
+    async fn drain(&self) {
+        loop {
+            let ended = self.ended.notified();
+            {
+                let mut st = self.lock();
+                st.stopping = true;
+                if st.active.is_none() {
+                    return;
+                }
+            }
+            ended.await;
+        }
+    }
+}
+
+/// The bus this daemon serves: the one that activated it, else the system bus
+/// (`DBUS_SYSTEM_BUS_ADDRESS` or the standard socket).
+fn bus() -> zbus::connection::Builder<'static> {
+    match std::env::var("DBUS_STARTER_ADDRESS") {
+        Ok(a) if !a.is_empty() => zbus::connection::Builder::address(a.as_str()),
+        _ => zbus::connection::Builder::system(),
+    }
+}
+
+/// Run the service until it is idle (or told to stop).
+pub fn serve(opts: DaemonOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve_async(opts))
+}
+
+async fn serve_async(opts: DaemonOptions) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let shared = Arc::new(Shared::new(opts));
+    let manager = manager::Manager {
+        shared: shared.clone(),
+    };
+    let conn = bus()
+        .serve_at(OBJECT_PATH, manager)
+        .name(BUS_NAME)
+        .build()
+        .await
+        .with_context(|| format!("connecting to the bus as {BUS_NAME}"))?;
+    tracing::info!(
+        "serving {BUS_NAME} on {}",
+        conn.unique_name().map(|n| n.as_str()).unwrap_or("?")
+    );
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if shared.stop_if_idle() {
+                    tracing::info!("idle: exiting");
+                    break;
+                }
+            }
+            _ = conn.closed() => { tracing::warn!("the bus connection closed: exiting after the running transaction"); break; }
+            _ = term.recv() => { tracing::info!("SIGTERM: exiting after the running transaction"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: exiting after the running transaction"); break; }
+        }
+    }
+    shared.drain().await;
+    if !conn.is_closed() {
+        // Give up the name first: a call from now on activates a new instance.
+        let _ = conn.release_name(BUS_NAME).await;
+        conn.graceful_shutdown().await;
+    }
+    Ok(())
+}
