@@ -70,6 +70,8 @@ install:
 	"$(GEN)" man "$(DESTDIR)$(MANDIR)/man8" >/dev/null
 	chmod 0644 "$(DESTDIR)$(MANDIR)"/man8/transactional-livepatch*.8
 	install -m 0644 docs/man/*.5 "$(DESTDIR)$(MANDIR)/man5/"
+	for x in dbus/*.xml; do [ ! -e "$$x" ] || "$(GEN)" dbus-man "$$x" "$(DESTDIR)$(MANDIR)/man5" >/dev/null || exit 1; done
+	chmod 0644 "$(DESTDIR)$(MANDIR)"/man5/*.5
 	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	  "$(GEN)" completions "$$tmp" >/dev/null; \
 	  install -m 0644 "$$tmp/transactional-livepatch" "$(DESTDIR)$(BASHCOMPDIR)/transactional-livepatch"; \
@@ -82,6 +84,7 @@ man:
 	test -x "$(GEN)" || { echo "$(GEN) is missing: run 'make' first" >&2; exit 1; }
 	mkdir -p target/man
 	"$(GEN)" man target/man
+	for x in dbus/*.xml; do [ ! -e "$$x" ] || "$(GEN)" dbus-man "$$x" target/man || exit 1; done
 	cp docs/man/*.5 target/man/
 
 completions:

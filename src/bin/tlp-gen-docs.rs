@@ -7,6 +7,7 @@
 //!   tlp-gen-docs man DIR            transactional-livepatch.8 and one page per subcommand
 //!   tlp-gen-docs completions DIR    bash (transactional-livepatch) and zsh (_transactional-livepatch)
 //!   tlp-gen-docs exit-codes         the Markdown table of docs/contracts.md
+//!   tlp-gen-docs dbus-man XML DIR   BUS_NAME.5 from the interface XML (dbus/*.xml)
 
 use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
@@ -274,17 +275,224 @@ fn completions(dir: &Path) -> Result<Vec<String>> {
     Ok(written)
 }
 
+/// A member of a D-Bus interface, with the XML comment before it.
+#[derive(Default)]
+struct Member {
+    kind: String,
+    name: String,
+    doc: String,
+    /// (direction or "", type, name) per argument; for a property its type
+    /// and access.
+    args: Vec<(String, String, String)>,
+}
+
+#[derive(Default)]
+struct Interface {
+    name: String,
+    doc: String,
+    members: Vec<Member>,
+}
+
+/// The interfaces of an introspection XML, and the comment before `<node>`.
+fn parse_interfaces(xml: &str) -> Result<(String, Vec<Interface>)> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut header = String::new();
+    let mut comment = String::new();
+    let mut out: Vec<Interface> = Vec::new();
+    let attr = |e: &quick_xml::events::BytesStart, key: &str| -> Result<String> {
+        for a in e.attributes() {
+            let a = a?;
+            if a.key.as_ref() == key {
+                return Ok(a.value.into_owned());
+            }
+        }
+        Ok(String::new())
+    };
+    loop {
+        match reader.read_event()? {
+            Event::Eof => break,
+            Event::Comment(c) => comment = c.into_inner().into_owned(),
+            Event::Start(e) | Event::Empty(e) => {
+                let doc = std::mem::take(&mut comment);
+                match e.name().as_ref() {
+                    "node" if header.is_empty() => header = doc,
+                    "interface" => out.push(Interface {
+                        name: attr(&e, "name")?,
+                        doc,
+                        members: Vec::new(),
+                    }),
+                    tag @ ("method" | "signal" | "property") => {
+                        let Some(iface) = out.last_mut() else {
+                            bail!("a member outside an interface")
+                        };
+                        let mut m = Member {
+                            kind: tag.to_string(),
+                            name: attr(&e, "name")?,
+                            doc,
+                            args: Vec::new(),
+                        };
+                        if tag == "property" {
+                            m.args
+                                .push((attr(&e, "access")?, attr(&e, "type")?, String::new()));
+                        }
+                        iface.members.push(m);
+                    }
+                    "arg" => {
+                        let Some(m) = out.last_mut().and_then(|i| i.members.last_mut()) else {
+                            bail!("an arg outside a member")
+                        };
+                        m.args
+                            .push((attr(&e, "direction")?, attr(&e, "type")?, attr(&e, "name")?));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((header, out))
+}
+
+/// An XML comment as roff: paragraphs at blank lines; a paragraph with
+/// lines indented deeper than the comment's base indentation is kept as is.
+fn roff_comment(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| indent(l))
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for para in lines.split(|l| l.trim().is_empty()) {
+        if para.is_empty() {
+            continue;
+        }
+        out.push_str(".PP\n");
+        if para.iter().skip(1).any(|l| indent(l) > base) {
+            out.push_str(".nf\n");
+            for l in para {
+                out.push_str(&roff_inline(&l[base.min(l.len())..]));
+                out.push('\n');
+            }
+            out.push_str(".fi\n");
+        } else {
+            let joined: Vec<&str> = para.iter().map(|l| l.trim()).collect();
+            out.push_str(&roff_inline(&joined.join(" ")));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The man page of a D-Bus API, named after its bus name (the XML's file
+/// name), in section 5 as systemd's org.freedesktop.*(5) pages are.
+fn dbus_man(xml_path: &Path, dir: &Path) -> Result<Vec<String>> {
+    let xml = std::fs::read_to_string(xml_path)
+        .with_context(|| format!("reading {}", xml_path.display()))?;
+    let (header, interfaces) =
+        parse_interfaces(&xml).with_context(|| format!("parsing {}", xml_path.display()))?;
+    if interfaces.is_empty() {
+        bail!("{} declares no interface", xml_path.display());
+    }
+    let bus = xml_path
+        .file_stem()
+        .context("XML file without a name")?
+        .to_string_lossy()
+        .into_owned();
+    let mut s = format!(
+        ".TH {} 5 \"{}\" \"{NAME} {}\" \"D-Bus Interfaces\"\n",
+        roff_text(&bus),
+        page_date(),
+        env!("CARGO_PKG_VERSION")
+    );
+    s.push_str(&format!(
+        ".SH NAME\n{} \\- the D\\-Bus interface of {}\n",
+        roff_text(&bus),
+        roff_text(NAME)
+    ));
+    s.push_str(".SH SYNOPSIS\n.nf\n");
+    for i in &interfaces {
+        s.push_str(&format!("interface \\fB{}\\fR\n", roff_text(&i.name)));
+    }
+    s.push_str(".fi\n.SH DESCRIPTION\n");
+    s.push_str(&roff_comment(&header));
+    for i in &interfaces {
+        s.push_str(&format!(".SH \"INTERFACE {}\"\n", roff_text(&i.name)));
+        s.push_str(&roff_comment(&i.doc));
+        for (kind, title) in [
+            ("method", "Methods"),
+            ("property", "Properties"),
+            ("signal", "Signals"),
+        ] {
+            let members: Vec<&Member> = i.members.iter().filter(|m| m.kind == kind).collect();
+            if members.is_empty() {
+                continue;
+            }
+            s.push_str(&format!(".SS {title}\n"));
+            for m in members {
+                let sig = if kind == "property" {
+                    let (access, ty, _) = &m.args[0];
+                    format!("{} {} ({access})", ty, m.name)
+                } else {
+                    let args: Vec<String> = m
+                        .args
+                        .iter()
+                        .map(|(dir, ty, name)| {
+                            let dir = if dir.is_empty() {
+                                String::new()
+                            } else {
+                                format!("{dir} ")
+                            };
+                            let name = if name.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" {name}")
+                            };
+                            format!("{dir}{ty}{name}")
+                        })
+                        .collect();
+                    format!("{}({})", m.name, args.join(", "))
+                };
+                s.push_str(&format!(".TP\n.B {}\n", roff_text(&sig)));
+                let doc: Vec<&str> = m
+                    .doc
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                s.push_str(&roff_inline(&doc.join(" ")));
+                s.push('\n');
+            }
+        }
+    }
+    s.push_str(&format!(
+        ".SH FILES\n.TP\n.I /usr/share/dbus\\-1/interfaces/{}.xml\nThe introspection XML this page is made from.\n",
+        roff_text(&bus)
+    ));
+    s.push_str(
+        ".SH \"SEE ALSO\"\n.BR transactional\\-livepatch (8),\n.BR transactional\\-livepatch\\-daemon (8),\n.BR busctl (1),\n.BR polkit (8)\n",
+    );
+    let file = format!("{bus}.5");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_file(&dir.join(&file), s.as_bytes())?;
+    Ok(vec![file])
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let written = match args.as_slice() {
         ["man", dir] => man(Path::new(dir))?,
         ["completions", dir] => completions(Path::new(dir))?,
+        ["dbus-man", xml, dir] => dbus_man(Path::new(xml), Path::new(dir))?,
         ["exit-codes"] => {
             std::io::stdout().write_all(exit_code_table().as_bytes())?;
             return Ok(());
         }
-        _ => bail!("usage: tlp-gen-docs man DIR | completions DIR | exit-codes"),
+        _ => bail!("usage: tlp-gen-docs man DIR | completions DIR | exit-codes | dbus-man XML DIR"),
     };
     for f in written {
         println!("{f}");
