@@ -70,8 +70,8 @@ install:
 	"$(GEN)" man "$(DESTDIR)$(MANDIR)/man8" >/dev/null
 	chmod 0644 "$(DESTDIR)$(MANDIR)"/man8/transactional-livepatch*.8
 	install -m 0644 docs/man/*.5 "$(DESTDIR)$(MANDIR)/man5/"
-	for x in dbus/*.xml; do [ ! -e "$$x" ] || "$(GEN)" dbus-man "$$x" "$(DESTDIR)$(MANDIR)/man5" >/dev/null || exit 1; done
-	chmod 0644 "$(DESTDIR)$(MANDIR)"/man5/*.5
+	for x in dbus/*.xml; do [ ! -e "$$x" ] || { "$(GEN)" dbus-man "$$x" "$(DESTDIR)$(MANDIR)/man5" >/dev/null && \
+	  chmod 0644 "$(DESTDIR)$(MANDIR)/man5/$$(basename "$$x" .xml).5"; } || exit 1; done
 	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	  "$(GEN)" completions "$$tmp" >/dev/null; \
 	  install -m 0644 "$$tmp/transactional-livepatch" "$(DESTDIR)$(BASHCOMPDIR)/transactional-livepatch"; \
