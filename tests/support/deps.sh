@@ -33,10 +33,11 @@ fi
 #   qemu-system-x86                    VM tests (TCG)
 #   dracut-core cpio                   lsinitrd/dracut checks on the host
 #   snapper dbus polkitd               snapper backend and D-Bus service tests
+#   libglib2.0-bin                     gdbus, a D-Bus client that prints error names
 #   busybox-static                     tiny static tools for initrd/VM stage scripts
 #   createrepo-c gnupg python3         update tests: a signed rpm-md repository
 #                                      served by `python3 -m http.server`
-#   systemd                            systemd-analyze verify of the units
+#   systemd                            systemd-analyze verify of the units; busctl
 #   (the shellcheck package)           linting these scripts and the dracut module
 packages=(
 	btrfs-progs e2fsprogs util-linux
@@ -45,7 +46,7 @@ packages=(
 	build-essential gcc kmod "linux-headers-$abi"
 	qemu-system-x86
 	dracut-core cpio
-	snapper dbus polkitd
+	snapper dbus polkitd libglib2.0-bin
 	busybox-static
 	createrepo-c gnupg python3
 	systemd
