@@ -38,6 +38,9 @@ fi
 #   createrepo-c gnupg python3         update tests: a signed rpm-md repository
 #                                      served by `python3 -m http.server`
 #   systemd                            systemd-analyze verify of the units; busctl
+#   cockpit-ws cockpit-bridge          Cockpit tier: a real Cockpit with a headless
+#   cockpit-system chromium sudo       Chromium (Playwright), login of a sudo user
+#   fonts-liberation                   (node/npm for playwright-core are expected)
 #   (the shellcheck package)           linting these scripts and the dracut module
 packages=(
 	btrfs-progs e2fsprogs util-linux
@@ -50,6 +53,7 @@ packages=(
 	busybox-static
 	createrepo-c gnupg python3
 	systemd
+	cockpit-ws cockpit-bridge cockpit-system chromium sudo fonts-liberation
 	shellcheck
 )
 
