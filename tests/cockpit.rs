@@ -1,0 +1,375 @@
+//! Cockpit tier: the page in cockpit/ in a real Cockpit (cockpit-ws on
+//! 127.0.0.1, PAM login of a sudo user), on a real system bus at
+//! /run/dbus/system_bus_socket with a real polkitd, our service started by bus
+//! activation on the loop-btrfs test system, driven by a real headless
+//! Chromium through Playwright (tests/cockpit/drive.js). Screenshots of each
+//! step go to target/cockpit-screenshots/.
+//!
+//! Run as root. The system bus socket must be free (nothing else may run a
+//! system bus on this machine while this test runs).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "org.opensuse.TransactionalLivepatch1";
+const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
+const COCKPIT_WS: &str = "/usr/lib/cockpit/cockpit-ws";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const SYSTEM_SOCKET: &str = "/run/dbus/system_bus_socket";
+const POLICY_FILE: &str = "org.opensuse.transactionallivepatch.policy";
+const ACTIONS_DIR: &str = "/usr/share/polkit-1/actions";
+const USER: &str = "tlpcockpit";
+const PASS: &str = "tlp-Cockpit-test-1";
+const PORT: u16 = 9097;
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn node_dir() -> PathBuf {
+    repo().join("target/cockpit-node")
+}
+
+fn cockpit_prerequisites() -> bool {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root".to_string());
+    }
+    for c in ["dbus-daemon", "node", "npm", "sudo", "useradd", "chpasswd"] {
+        if !have(c) {
+            missing.push(c.to_string());
+        }
+    }
+    for f in [
+        POLKITD,
+        COCKPIT_WS,
+        CHROMIUM,
+        "/usr/share/cockpit/shell/manifest.json",
+    ] {
+        if !Path::new(f).exists() {
+            missing.push(f.to_string());
+        }
+    }
+    if Path::new(SYSTEM_SOCKET).exists()
+        && std::os::unix::net::UnixStream::connect(SYSTEM_SOCKET).is_ok()
+    {
+        missing.push(format!(
+            "a free {SYSTEM_SOCKET} (a system bus runs already)"
+        ));
+    }
+    if !missing.is_empty() {
+        let msg = format!(
+            "Cockpit tier prerequisites missing: {} (run tests/support/deps.sh as root)",
+            missing.join(", ")
+        );
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true: {msg}");
+        }
+        eprintln!("skipped: {msg}");
+        return false;
+    }
+    prerequisites()
+}
+
+/// playwright-core in target/cockpit-node (npm, once).
+fn playwright() {
+    let dir = node_dir();
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    run_ok(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("playwright-core"),
+    );
+}
+
+/// Processes started here, stopped (by pid) in reverse order when dropped.
+struct Procs(Vec<(String, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        while let Some((_, mut c)) = self.0.pop() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Files put into system directories for the test, removed after.
+struct Installed(Vec<PathBuf>);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The user's processes (sessions, bridges, session buses) left behind.
+fn user_pids(uid: u32) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                == Some(&uid.to_string())
+            {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
+    if !cockpit_prerequisites() {
+        return;
+    }
+    let started = Instant::now();
+    playwright();
+    let sys = TestSystem::new();
+    let pkg = rpm("tlp-livepatch-simple");
+    let shots = repo().join("target/cockpit-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // A sudo user with a password (PAM login, sudo for administrative access).
+    if Command::new("id").arg(USER).output().unwrap().status.code() != Some(0) {
+        run_ok(Command::new("useradd").args(["-m", "-G", "sudo", "-s", "/bin/bash", USER]));
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{USER}:{PASS}\n").as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    let uid: u32 = run_ok(Command::new("id").args(["-u", USER]))
+        .trim()
+        .parse()
+        .unwrap();
+    let home = PathBuf::from(format!("/home/{USER}"));
+
+    // The page, as the user's own Cockpit package (a copy: the repo need not be
+    // readable by the user).
+    let pkgdir = home.join(".local/share/cockpit/transactional-livepatch");
+    let _ = std::fs::remove_dir_all(&pkgdir);
+    std::fs::create_dir_all(&pkgdir).unwrap();
+    for e in std::fs::read_dir(repo().join("cockpit")).unwrap().flatten() {
+        std::fs::copy(e.path(), pkgdir.join(e.file_name())).unwrap();
+    }
+    run_ok(
+        Command::new("chown")
+            .args(["-R", &format!("{USER}:{USER}")])
+            .arg(home.join(".local")),
+    );
+
+    // The system bus, at its standard socket, with our policy and activation file.
+    let dir = tempfile::Builder::new()
+        .prefix("tlp-cockpit-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path();
+    let services = d.join("services");
+    let policy_dir = d.join("system.d");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::create_dir_all(&policy_dir).unwrap();
+    std::fs::copy(
+        repo().join(format!("dbus/{NAME}.conf")),
+        policy_dir.join(format!("{NAME}.conf")),
+    )
+    .unwrap();
+    let activation = std::fs::read_to_string(repo().join(format!("dbus/{NAME}.service")))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("Exec=") {
+                format!(
+                    "Exec={BIN} --root {} daemon --idle-exit 120",
+                    sys.mnt.display()
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(services.join(format!("{NAME}.service")), activation).unwrap();
+    let config = format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={SYSTEM_SOCKET}</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>{services}</servicedir>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
+  <includedir>{policy_dir}</includedir>
+</busconfig>
+"#,
+        services = services.display(),
+        policy_dir = policy_dir.display(),
+    );
+    std::fs::write(d.join("bus.conf"), config).unwrap();
+    std::fs::create_dir_all("/run/dbus").unwrap();
+    let _ = std::fs::remove_file(SYSTEM_SOCKET);
+    let mut installed = Installed(vec![PathBuf::from(SYSTEM_SOCKET)]);
+    let policy_target = Path::new(ACTIONS_DIR).join(POLICY_FILE);
+    if !policy_target.exists() {
+        std::fs::create_dir_all(ACTIONS_DIR).unwrap();
+        std::fs::copy(repo().join("dbus").join(POLICY_FILE), &policy_target).unwrap();
+        installed.0.push(policy_target);
+    }
+    let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
+    let mut procs = Procs(Vec::new());
+    procs.0.push((
+        "dbus-daemon".into(),
+        Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", d.join("bus.conf").display()))
+            .args(["--nofork", "--nopidfile"])
+            .stdout(log("bus.log"))
+            .stderr(log("bus.err"))
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(Duration::from_secs(10), "the system bus", || {
+        std::os::unix::net::UnixStream::connect(SYSTEM_SOCKET).is_ok()
+    });
+    procs.0.push((
+        "polkitd".into(),
+        Command::new(POLKITD)
+            .arg("--no-debug")
+            .stdout(log("polkitd.log"))
+            .stderr(log("polkitd.err"))
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(Duration::from_secs(20), "polkitd on the bus", || {
+        Command::new("busctl")
+            .args(["--system", "status", "org.freedesktop.PolicyKit1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    procs.0.push((
+        "cockpit-ws".into(),
+        Command::new(COCKPIT_WS)
+            .args([
+                "--no-tls",
+                "--port",
+                &PORT.to_string(),
+                "--address",
+                "127.0.0.1",
+            ])
+            .stdout(log("ws.log"))
+            .stderr(log("ws.err"))
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(Duration::from_secs(10), "cockpit-ws", || {
+        std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok()
+    });
+    let setup = started.elapsed();
+
+    let out = Command::new("node")
+        .arg(repo().join("tests/cockpit/drive.js"))
+        .env("NODE_PATH", node_dir().join("node_modules"))
+        .env("TLP_URL", format!("http://127.0.0.1:{PORT}"))
+        .env("TLP_USER", USER)
+        .env("TLP_PASS", PASS)
+        .env("TLP_PKG", &pkg)
+        .env("TLP_SHOTS", &shots)
+        .env("CHROMIUM", CHROMIUM)
+        .output()
+        .unwrap();
+    let logs = ["bus.err", "polkitd.err", "ws.err"]
+        .iter()
+        .map(|f| {
+            format!(
+                "--- {f}\n{}",
+                std::fs::read_to_string(d.join(f)).unwrap_or_default()
+            )
+        })
+        .collect::<String>();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    eprintln!(
+        "cockpit tier: setup {:?}, browser {:?}, screenshots in {}",
+        setup,
+        started.elapsed() - setup,
+        shots.display()
+    );
+
+    // Stop Cockpit and the bus first; then what the user's session left.
+    drop(procs);
+    for pid in user_pids(uid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    drop(installed);
+
+    assert!(out.status.success(), "browser run failed:\n{text}\n{logs}");
+    assert!(text.contains("DONE"), "{text}");
+    // What the page did is what the system shows.
+    let journal = sys.tlp_ok(&["list", "--json"]);
+    assert!(journal.contains("tlp-livepatch-simple"), "{journal}");
+    assert!(journal.contains("\"rollback\""), "{journal}");
+}
