@@ -34,6 +34,7 @@
 
     var client = null;
     var status = null;
+    var history = [];
     var running = null; /* object path of the transaction this page follows */
 
     function $(id) { return document.getElementById(id); }
@@ -147,6 +148,7 @@
     }
 
     function renderHistory(entries) {
+        history = entries;
         var tbody = $("tlp-history").tBodies[0];
         clear(tbody);
         entries.slice().reverse().forEach(function (e) {
@@ -268,6 +270,11 @@
     function askRollback() {
         var target = $("tlp-rb-snapshot").value;
         var what = target ? "snapshot " + target : "the snapshot that was the default before the last apply";
+        if (!target) {
+            var applies = history.filter(function (e) { return e.kind === "apply" && e.outcome === "committed"; });
+            if (applies.length)
+                what += " (snapshot " + applies[applies.length - 1].base + ")";
+        }
         var s = "The next boot will use " + what;
         if (status)
             s += " instead of snapshot " + status.default_snapshot;

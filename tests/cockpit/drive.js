@@ -87,7 +87,7 @@ async function main() {
         await f.locator("#tlp-rollback").click();
         const confirm = (await f.locator("#tlp-confirm-text").textContent()).trim();
         console.log("confirmation: " + confirm);
-        if (!confirm.includes("instead of snapshot " + def1) || !confirm.includes("boot only"))
+        if (!confirm.includes("(snapshot " + def0 + ") instead of snapshot " + def1) || !confirm.includes("boot only"))
             throw new Error("confirmation does not name the change: " + confirm);
         await shot("07-rollback-confirm");
         await f.locator("#tlp-confirm-yes").click();
