@@ -44,7 +44,7 @@ fi
 if want privileged; then
     say "privileged tier (loop-device btrfs, real rpm, dracut, lsinitrd, zypper)"
     cargo test --locked --features failpoints \
-        --test btrfs_loop --test package_preflight --test privileged --test update --test hostile --test dbus --test cockpit -- --test-threads=2
+        --test btrfs_loop --test package_preflight --test privileged --test update --test hostile --test dbus --test packaging --test cockpit -- --test-threads=2
     summary+=("privileged: ok")
 fi
 
