@@ -41,6 +41,8 @@ fi
 #   cockpit-ws cockpit-bridge          Cockpit tier: a real Cockpit with a headless
 #   cockpit-system chromium sudo       Chromium (Playwright), login of a sudo user
 #   fonts-liberation                   (node/npm for playwright-core are expected)
+#   man-db zsh git                     packaging tier: man -l of the man pages, zsh -n of
+#                                      the zsh completion, git ls-files for make dist
 #   (the shellcheck package)           linting these scripts and the dracut module
 packages=(
 	btrfs-progs e2fsprogs util-linux
@@ -54,6 +56,7 @@ packages=(
 	createrepo-c gnupg python3
 	systemd
 	cockpit-ws cockpit-bridge cockpit-system chromium sudo fonts-liberation
+	man-db zsh git
 	shellcheck
 )
 
