@@ -21,7 +21,9 @@ set -euo pipefail
 bin_dir=$(mktemp -d)
 trap 'rm -rf -- "$bin_dir"' EXIT
 strip --strip-debug -o "$bin_dir/transactional-livepatch" "$VM_BIN"
-make -s -C "$VM_REPO" install DESTDIR="$DESTDIR" BIN="$bin_dir/transactional-livepatch"
+# GEN: the docs generator of the same build (man pages, completions).
+make -s -C "$VM_REPO" install DESTDIR="$DESTDIR" BIN="$bin_dir/transactional-livepatch" \
+	GEN="$(dirname -- "$VM_BIN")/tlp-gen-docs"
 install -D -m 0755 "$VM_DIR/guest/init" "$DESTDIR/usr/lib/tlp-test/init"
 
 install -d -m 0755 "$DESTDIR/etc/transactional-livepatch/config.d"
