@@ -137,15 +137,14 @@ fn user_pids(uid: u32) -> Vec<i32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if status
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && status
                 .lines()
                 .find(|l| l.starts_with("Uid:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 == Some(&uid.to_string())
-            {
-                v.push(pid);
-            }
+        {
+            v.push(pid);
         }
     }
     v
