@@ -508,7 +508,8 @@ mod tests {
     fn roff_escapes() {
         assert_eq!(roff_text("a-b"), "a\\-b");
         assert_eq!(roff_text(".x"), "\\&.x");
-        assert_eq!(roff_inline("use `..` here"), "use \\fB..\\fR here");
+        // A leading dot inside the bold run is protected too (harmless mid-line).
+        assert_eq!(roff_inline("use `..` here"), "use \\fB\\&..\\fR here");
     }
 
     #[test]
