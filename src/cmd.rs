@@ -34,6 +34,18 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
     c
 }
 
+/// The same, for the D-Bus daemon's asynchronous children. Besides the base
+/// environment only the tool's own diagnostics switches pass through.
+pub fn async_command(program: impl AsRef<OsStr>) -> tokio::process::Command {
+    let mut c = command(program);
+    for key in ["TLP_LOG", "FAILPOINTS"] {
+        if let Some(v) = std::env::var_os(key) {
+            c.env(key, v);
+        }
+    }
+    tokio::process::Command::from(c)
+}
+
 /// Render a command line for messages.
 pub fn display(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();

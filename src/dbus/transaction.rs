@@ -354,7 +354,7 @@ async fn drive(
     let emitter = iface.signal_emitter();
     // /proc/self/exe: the very binary (and library) this daemon runs, even
     // if an update replaced the file meanwhile.
-    let mut cmd = tokio::process::Command::new("/proc/self/exe");
+    let mut cmd = crate::cmd::async_command("/proc/self/exe");
     cmd.arg0("transactional-livepatch")
         .arg("--root")
         .arg(&shared.opts.root)
