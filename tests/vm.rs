@@ -196,7 +196,7 @@ impl Vm {
             .expect("running vm.sh boot");
         let wall = t.elapsed().as_secs_f64();
         let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-        let boot = Boot::parse(stage, &log, &text, st.code(), wall);
+        let boot = Boot::parse(stage, &log, &text, wall);
         let line = boot.timing(&self.name);
         self.timings.push(line.clone());
         timing_line(&line);
@@ -242,7 +242,7 @@ struct Boot {
 }
 
 impl Boot {
-    fn parse(stage: &str, log: &Path, text: &str, _code: Option<i32>, wall: f64) -> Boot {
+    fn parse(stage: &str, log: &Path, text: &str, wall: f64) -> Boot {
         let results = text
             .lines()
             .filter_map(|l| l.split_once("TLP-RESULT ").map(|(_, r)| r))
@@ -852,6 +852,8 @@ fn stalled_transition_is_reversed() {
 /// boot's boot-check (what the boot unit runs) leaves the old or the new
 /// state, never a half: here after the live load (the default was not switched
 /// yet: back to old) and right after the default switch (forward to new).
+/// Then one in the middle of a rollback (patch already removed live, default
+/// not yet switched back): the rollback is undone.
 #[test]
 fn power_cut_mid_apply_recovers_old_or_new() {
     if !cfg!(feature = "failpoints") {
@@ -907,8 +909,16 @@ fn power_cut_mid_apply_recovers_old_or_new() {
     assert_eq!(b.status("recovered")["default_snapshot"], old);
     assert_consistent(&b, "recovered");
 
-    let b = vm.boot("s5-after-default-recovered", &["facts:recovered"], 0);
-    b.assert_completed();
+    let b = vm.boot(
+        "s5-after-default-recovered",
+        &["facts:recovered", "rollback-cut:rollback::after-live"],
+        0,
+    );
+    assert!(
+        !b.completed(),
+        "the power cut at rollback::after-live did not happen{}",
+        b.context()
+    );
     let bc = b.json("step.bootcheck.json");
     let actions = bc["recover"]["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{}", b.context());
@@ -924,6 +934,34 @@ fn power_cut_mid_apply_recovers_old_or_new() {
         b.context()
     );
     // The new default boots with the patch, loaded by its initrd.
+    assert_eq!(b.live("early"), ["tlp_simple"], "{}", b.context());
+    assert_eq!(b.live("recovered"), ["tlp_simple"], "{}", b.context());
+    assert_eq!(
+        snapshot_numbers(&b, "recovered"),
+        [old, new],
+        "{}",
+        b.context()
+    );
+    assert_consistent(&b, "recovered");
+    // The rollback got as far as removing the patch from the running kernel
+    // when the power went.
+    assert!(
+        b.stderr(2).contains("disabling livepatch tlp_simple"),
+        "{}",
+        b.context()
+    );
+
+    // The default was never switched back: the machine boots the new
+    // snapshot with its patch, and the rollback is undone, not half-done.
+    let b = vm.boot("s5-rollback-cut-recovered", &["facts:recovered"], 0);
+    b.assert_completed();
+    let bc = b.json("step.bootcheck.json");
+    let actions = bc["recover"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{}", b.context());
+    assert_eq!(actions[0]["action"], "rolled-back", "{}", b.context());
+    let s = b.status("recovered");
+    assert_eq!(s["default_snapshot"], new, "{}", b.context());
+    assert_eq!(s["booted_snapshot"], new, "{}", b.context());
     assert_eq!(b.live("early"), ["tlp_simple"], "{}", b.context());
     assert_eq!(b.live("recovered"), ["tlp_simple"], "{}", b.context());
     assert_eq!(
