@@ -116,11 +116,27 @@ pub enum Command {
         #[arg(long, default_value_t = 60, value_name = "SECS")]
         idle_exit: u64,
     },
+    /// Check a livepatch package as `apply` does before changing anything, and
+    /// print what was learned (name, kernel release, modules, sha256, CVEs).
+    Inspect {
+        /// The livepatch RPM.
+        package: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 struct CliProgress {
     quiet: bool,
     json: bool,
+    /// Start of the command: JSON events carry `elapsed_ms` since then.
+    start: std::time::Instant,
+}
+
+impl CliProgress {
+    fn elapsed_ms(&self) -> f64 {
+        (self.start.elapsed().as_micros() as f64) / 1000.0
+    }
 }
 
 impl Progress for CliProgress {
@@ -128,7 +144,7 @@ impl Progress for CliProgress {
         if self.json {
             eprintln!(
                 "{}",
-                serde_json::json!({"event": "step", "index": index, "total": total, "title": title})
+                serde_json::json!({"event": "step", "index": index, "total": total, "title": title, "elapsed_ms": self.elapsed_ms()})
             );
         } else if !self.quiet {
             eprintln!("[{index}/{total}] {title}");
@@ -136,7 +152,10 @@ impl Progress for CliProgress {
     }
     fn message(&self, text: &str) {
         if self.json {
-            eprintln!("{}", serde_json::json!({"event": "message", "text": text}));
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "message", "text": text, "elapsed_ms": self.elapsed_ms()})
+            );
         } else if !self.quiet {
             eprintln!("      {text}");
         }
@@ -156,11 +175,47 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     emit(&format!("{}\n", serde_json::to_string_pretty(v)?))
 }
 
+fn inspect(package: &std::path::Path, json: bool) -> Result<()> {
+    let file = std::fs::File::open(package).map_err(|e| {
+        crate::error::failure(
+            FailureKind::InvalidPackage,
+            format!("cannot open {}: {e}", package.display()),
+        )
+    })?;
+    let f = crate::package::inspect(&file)?;
+    if json {
+        return print_json(&f);
+    }
+    let mut text = format!(
+        "{}: livepatch package for kernel {}, {} bytes, sha256 {}{}\n",
+        f.nevra,
+        f.kernel_release,
+        f.size,
+        f.sha256,
+        if f.signed { ", signed" } else { "" }
+    );
+    for m in &f.modules {
+        text.push_str(&format!(
+            "  module {} at {} ({} bytes)\n",
+            m.name, m.path, m.size
+        ));
+    }
+    if !f.cves.is_empty() {
+        text.push_str(&format!("  fixes {}\n", f.cves.join(", ")));
+    }
+    emit(&text)
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let progress = CliProgress {
         quiet: cli.quiet,
         json: cli.progress_json,
+        start: std::time::Instant::now(),
     };
+    // Needs no managed system: no configuration is read.
+    if let Command::Inspect { package, json } = &cli.command {
+        return inspect(package, *json);
+    }
     let sys = System::new(&cli.root, &cli.kernel_root, cli.config.as_deref())
         .map_err(|e| crate::error::failure(FailureKind::Usage, format!("{e:#}")))?;
     let kernel = System::real_kernel();
@@ -287,6 +342,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Inspect { .. } => unreachable!("handled above"),
         Command::Daemon { idle_exit } => crate::dbus::serve(crate::dbus::DaemonOptions {
             root: cli.root.clone(),
             kernel_root: cli.kernel_root.clone(),

@@ -92,11 +92,18 @@ impl CommandRunExt for Command {
     fn run_capture(&mut self) -> Result<Output> {
         let line = display(self);
         tracing::debug!(command = %line, "running");
+        let start = std::time::Instant::now();
         let out = self
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
             .with_context(|| format!("starting `{line}`"))?;
+        // bench/run.sh splits an apply's steps by these.
+        tracing::debug!(
+            command = %line,
+            elapsed_ms = start.elapsed().as_secs_f64() * 1000.0,
+            "finished"
+        );
         if out.status.success() {
             return Ok(out);
         }

@@ -133,12 +133,15 @@ impl Snapshots {
     }
 
     fn snapshot_at(&self, number: u32) -> Result<Snapshot> {
-        let dir = self.dir().join(number.to_string());
-        let path = dir.join("snapshot");
+        let path = self.dir().join(number.to_string()).join("snapshot");
         let info =
             btrfs::subvolume_info(&path).with_context(|| format!("reading snapshot {number}"))?;
-        let xml = read_info(&dir).unwrap_or_default();
-        Ok(Snapshot {
+        Ok(Self::snapshot_from(number, path, info))
+    }
+
+    fn snapshot_from(number: u32, path: PathBuf, info: btrfs::SubvolInfo) -> Snapshot {
+        let xml = path.parent().and_then(read_info).unwrap_or_default();
+        Snapshot {
             number,
             path,
             id: info.id,
@@ -146,7 +149,7 @@ impl Snapshots {
             in_progress: xml.in_progress(),
             description: xml.description,
             date: xml.date,
-        })
+        }
     }
 
     /// All numbered snapshots, by number.
@@ -164,11 +167,12 @@ impl Snapshots {
             let Some(number) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
+            // One open per snapshot: `status` lists hundreds of them.
             let path = e.path().join("snapshot");
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
-                && btrfs::is_subvolume(&path).unwrap_or(false)
+            if let Some(info) = btrfs::subvolume_info_if_subvolume(&path)
+                .with_context(|| format!("reading snapshot {number}"))?
             {
-                out.push(self.snapshot_at(number)?);
+                out.push(Self::snapshot_from(number, path, info));
             }
         }
         out.sort_by_key(|s| s.number);
@@ -181,22 +185,29 @@ impl Snapshots {
 
     /// The snapshot that is the btrfs default subvolume (what boots next).
     pub fn default_snapshot(&self) -> Result<Snapshot> {
+        self.default_in(&self.list()?)
+    }
+
+    /// [`Self::default_snapshot`] among `list` (a [`Self::list`] result).
+    pub fn default_in(&self, list: &[Snapshot]) -> Result<Snapshot> {
         let id = btrfs::default_subvolume(&self.root)?;
-        self.list()?
-            .into_iter()
-            .find(|s| s.id == id)
-            .with_context(|| {
-                format!(
-                    "the default subvolume (id {id}) is not a numbered snapshot under {}",
-                    self.dir().display()
-                )
-            })
+        list.iter().find(|s| s.id == id).cloned().with_context(|| {
+            format!(
+                "the default subvolume (id {id}) is not a numbered snapshot under {}",
+                self.dir().display()
+            )
+        })
     }
 
     /// The snapshot mounted at the root (what is running), if it is one.
     pub fn booted(&self) -> Result<Option<Snapshot>> {
+        self.booted_in(&self.list()?)
+    }
+
+    /// [`Self::booted`] among `list` (a [`Self::list`] result).
+    pub fn booted_in(&self, list: &[Snapshot]) -> Result<Option<Snapshot>> {
         let id = btrfs::subvolume_info(&self.root)?.id;
-        Ok(self.list()?.into_iter().find(|s| s.id == id))
+        Ok(list.iter().find(|s| s.id == id).cloned())
     }
 
     /// Make a read-write snapshot of `base`, marked in progress.

@@ -94,9 +94,10 @@ fn kernels_in(snapshot: &Snapshot) -> Vec<String> {
 
 pub fn status(sys: &System) -> Result<Status> {
     let snaps = sys.snapshots();
+    // One listing for all three: each reads every snapshot.
     let list = snaps.list()?;
-    let default = snaps.default_snapshot()?;
-    let booted = snaps.booted()?;
+    let default = snaps.default_in(&list)?;
+    let booted = snaps.booted_in(&list)?;
     let running = sys.running_kernel()?;
     let sysfs = sys.sysfs();
 

@@ -66,21 +66,46 @@ pub fn is_subvolume(path: &Path) -> Result<bool> {
     )
 }
 
+/// [`subvolume_info`] of `path` if it is the root directory of a btrfs
+/// subvolume, else `None`: one open for both questions, for listing many
+/// snapshots. As with [`is_subvolume`], a path that cannot be opened as a
+/// directory (missing, a symlink, not a directory, not readable) is not one;
+/// only a failing info ioctl on an opened subvolume root is an error.
+pub fn subvolume_info_if_subvolume(path: &Path) -> Result<Option<SubvolInfo>> {
+    let Ok(fd) = open_dir(path, false) else {
+        return Ok(None);
+    };
+    if !on_btrfs(&fd).unwrap_or(false)
+        || fstat(&fd).map_or(true, |st| st.st_ino != ioctl::FIRST_FREE_OBJECTID)
+    {
+        return Ok(None);
+    }
+    with_context(
+        || format!("reading subvolume info of {}", path.display()),
+        || info_of(&fd),
+    )
+    .map(Some)
+}
+
+fn info_of(fd: &OwnedFd) -> Result<SubvolInfo> {
+    let args = ioctl::get_subvol_info(fd.as_fd()).map_err(io_err)?;
+    Ok(SubvolInfo {
+        id: args.treeid,
+        parent_id: args.parent_id,
+        readonly: args.flags & ioctl::ROOT_SUBVOL_RDONLY != 0,
+        uuid: format_uuid(&args.uuid),
+        parent_uuid: format_uuid(&args.parent_uuid),
+        otime: i64::try_from(args.otime.sec).unwrap_or(i64::MAX),
+    })
+}
+
 /// Info on the subvolume whose root directory is `path`.
 pub fn subvolume_info(path: &Path) -> Result<SubvolInfo> {
     with_context(
         || format!("reading subvolume info of {}", path.display()),
         || {
             let fd = open_subvolume_root(path)?;
-            let args = ioctl::get_subvol_info(fd.as_fd()).map_err(io_err)?;
-            Ok(SubvolInfo {
-                id: args.treeid,
-                parent_id: args.parent_id,
-                readonly: args.flags & ioctl::ROOT_SUBVOL_RDONLY != 0,
-                uuid: format_uuid(&args.uuid),
-                parent_uuid: format_uuid(&args.parent_uuid),
-                otime: i64::try_from(args.otime.sec).unwrap_or(i64::MAX),
-            })
+            info_of(&fd)
         },
     )
 }
@@ -397,12 +422,14 @@ fn format_uuid(u: &[u8; ioctl::UUID_SIZE]) -> String {
     if u.iter().all(|&b| b == 0) {
         return String::new();
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(36);
     for (i, b) in u.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             s.push('-');
         }
-        s.push_str(&format!("{b:02x}"));
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 0xf)] as char);
     }
     s
 }
