@@ -204,7 +204,7 @@ impl Livepatch<'_> {
             .collect();
         for old in &replaced {
             if self.sysfs.module_loaded(old) {
-                self.kernel.unload_module(old).with_context(|| {
+                self.unload_when_released(old).with_context(|| {
                     format!("removing module of livepatch {old}, replaced by {name}")
                 })?;
                 report(&format!(
@@ -235,7 +235,7 @@ impl Livepatch<'_> {
             }
         }
         if self.sysfs.module_loaded(name) {
-            self.kernel.unload_module(name).map_err(|e| {
+            self.unload_when_released(name).map_err(|e| {
                 failure(
                     FailureKind::UnloadFailed,
                     format!(
@@ -245,6 +245,30 @@ impl Livepatch<'_> {
             })?;
         }
         Ok(())
+    }
+
+    /// Remove the module of a disabled patch. The kernel drops its own
+    /// reference to the module from a work item shortly after the patch's
+    /// sysfs directory goes, so delete_module may report EAGAIN/EBUSY for a
+    /// moment: retry for up to the reverse timeout.
+    fn unload_when_released(&self, name: &str) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            match self.kernel.unload_module(name) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let transient = e.chain().any(|c| {
+                        c.downcast_ref::<nix::errno::Errno>().is_some_and(|n| {
+                            matches!(n, nix::errno::Errno::EAGAIN | nix::errno::Errno::EBUSY)
+                        })
+                    });
+                    if !transient || start.elapsed() >= self.timing.reverse_timeout {
+                        return Err(e);
+                    }
+                    std::thread::sleep(self.timing.poll);
+                }
+            }
+        }
     }
 }
 

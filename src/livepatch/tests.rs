@@ -142,3 +142,56 @@ fn disable_waits_for_the_directory_to_go_then_unloads() {
     assert!(lp.sysfs.patch("tlp_b").unwrap().is_none());
     assert_eq!(*k.unloaded.borrow(), vec!["tlp_b".to_string()]);
 }
+
+#[test]
+fn unload_is_retried_while_the_kernel_still_holds_the_module() {
+    // delete_module says EAGAIN twice (the kernel's reference is dropped from
+    // a work item after the disable finished), then succeeds.
+    struct Busy<'a> {
+        inner: &'a FakeKernel,
+        refusals: std::cell::Cell<u32>,
+    }
+    impl Kernel for Busy<'_> {
+        fn load_module(&self, f: &std::fs::File) -> Result<()> {
+            self.inner.load_module(f)
+        }
+        fn unload_module(&self, name: &str) -> Result<()> {
+            if self.refusals.get() > 0 {
+                self.refusals.set(self.refusals.get() - 1);
+                return Err(anyhow::Error::new(nix::errno::Errno::EAGAIN))
+                    .with_context(|| format!("delete_module {name}"));
+            }
+            self.inner.unload_module(name)
+        }
+    }
+    let (d, k) = setup(Behaviour::Immediate, false);
+    k.add_patch("tlp_last", false);
+    let busy = Busy {
+        inner: &k,
+        refusals: std::cell::Cell::new(2),
+    };
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &busy,
+        timing: fast(),
+    };
+    lp.disable("tlp_last", &|_| k.settle_disables()).unwrap();
+    assert_eq!(busy.refusals.get(), 0);
+    assert_eq!(*k.unloaded.borrow(), vec!["tlp_last".to_string()]);
+
+    // A permanent refusal still fails, typed, after the bound.
+    k.add_patch("tlp_stuck", false);
+    let stuck = Busy {
+        inner: &k,
+        refusals: std::cell::Cell::new(u32::MAX),
+    };
+    let lp = Livepatch {
+        sysfs: Sysfs::new(d.path()),
+        kernel: &stuck,
+        timing: fast(),
+    };
+    let e = lp
+        .disable("tlp_stuck", &|_| k.settle_disables())
+        .unwrap_err();
+    assert_eq!(crate::error::kind_of(&e), FailureKind::UnloadFailed);
+}
