@@ -120,7 +120,7 @@ say "   the default subvolume is now snapshot $new; the running root is still sn
 say ""
 say "== Rebooting into the new default, then rolling back ..."
 boot 2-reboot "facts:booted,rollback,facts:rolled_back"
-initrd_line=$(vm_results "$LOG" | sed -n 's/^early\.dmesg=//p' | grep -F 'from the initrd' | head -1 || true)
+initrd_line=$(vm_results "$LOG" | sed -n 's/^early\.dmesg=//p' | grep -F -m1 'from the initrd' || true)
 root=$(get early.root)
 if [[ $(live early.patches) == "tlp_simple:1:0" && -n $initrd_line ]]; then
 	ok "still live after reboot (loaded from the initrd, before init ran): $initrd_line"

@@ -140,7 +140,9 @@ vm_results() {
 	tr -d '\r' <"$1" | sed -n 's/^.*TLP-RESULT //p'
 }
 
-# vm_get LOG KEY: the first value of KEY (empty if none).
+# vm_get LOG KEY: the first value of KEY (empty if none). awk reads to the
+# end: an early exit would SIGPIPE the writers and, with pipefail, fail the
+# caller.
 vm_get() {
-	vm_results "$1" | awk -v k="$2" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }'
+	vm_results "$1" | awk -v k="$2" '!found && index($0, k "=") == 1 { print substr($0, length(k) + 2); found = 1 }'
 }
