@@ -57,21 +57,28 @@ vm_build_image() {
 	local image=$1 bin=$2 rpms
 	[[ -x $bin ]] || vm_die "no tool binary at $bin"
 	rpms=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-rpms.XXXXXX")
-	# shellcheck disable=SC2064 # expand now: the variable is local
-	trap "rm -rf -- '$rpms'" RETURN
-	"$VM_SUPPORT/livepatches.sh" "$rpms" >/dev/null
-	VM_BIN=$(realpath -- "$bin") VM_RPMS=$rpms \
-		TLP_INSTALL_CMD="$VM_DIR/install-guest.sh" \
-		"$VM_SUPPORT/make-image.sh" "$image" >/dev/null
+	if ! "$VM_SUPPORT/livepatches.sh" "$rpms" >/dev/null ||
+		! VM_BIN=$(realpath -- "$bin") VM_RPMS=$rpms \
+			TLP_INSTALL_CMD="$VM_DIR/install-guest.sh" \
+			"$VM_SUPPORT/make-image.sh" "$image" >/dev/null; then
+		rm -rf -- "$rpms"
+		vm_die "building the test image $image failed"
+	fi
+	rm -rf -- "$rpms"
 }
 
 # vm_kernel_from_default IMAGE DIR: copy vmlinuz and initrd of the image's
 # default subvolume to DIR/vmlinuz and DIR/initrd, as a bootloader would read
 # them: read-only, without replaying the btrfs log tree (GRUB does not).
+# Returns non-zero (after cleaning up) when it cannot.
 vm_kernel_from_default() {
 	local image=$1 dir=$2 mnt kernels initrds
 	mnt=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-boot.XXXXXX")
-	mount -o loop,ro,rescue=nologreplay -- "$image" "$mnt"
+	if ! mount -o loop,ro,rescue=nologreplay -- "$image" "$mnt"; then
+		rmdir -- "$mnt"
+		vm_log "error: cannot mount the default subvolume of $image"
+		return 1
+	fi
 	kernels=("$mnt"/boot/vmlinuz-*)
 	local kver=${kernels[0]##*/vmlinuz-}
 	initrds=("$mnt/boot/initrd-$kver" "$mnt/boot/initrd.img-$kver")
@@ -82,9 +89,22 @@ vm_kernel_from_default() {
 	else
 		cp -- "${initrds[1]}" "$dir/initrd" || ok=0
 	fi
-	umount -- "$mnt"
+	# Something scanning mounts can hold it for a moment: retry, then detach
+	# lazily rather than leak the mount and its loop device.
+	local _try
+	for _try in 1 2 3 4 5; do
+		umount -- "$mnt" 2>/dev/null && break
+		sleep 1
+	done
+	if mountpoint -q -- "$mnt"; then
+		vm_log "umount $mnt failed; detaching lazily"
+		umount -l -- "$mnt"
+	fi
 	rmdir -- "$mnt"
-	((ok)) || vm_die "cannot read kernel $kver and its initrd from the default subvolume of $image"
+	((ok)) || {
+		vm_log "error: cannot read kernel $kver and its initrd from the default subvolume of $image"
+		return 1
+	}
 }
 
 # vm_boot IMAGE STAGE STEPS LOG TIMEOUT_SECS: boot the image's default
@@ -106,7 +126,10 @@ vm_kernel_from_default() {
 vm_boot() {
 	local image=$1 stage=$2 steps=$3 log=$4 timeout_secs=$5 kdir rc attempt
 	kdir=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-kernel.XXXXXX")
-	vm_kernel_from_default "$image" "$kdir"
+	if ! vm_kernel_from_default "$image" "$kdir"; then
+		rm -rf -- "$kdir"
+		return 1
+	fi
 	: >"$log.qemu"
 	for attempt in 1 2; do
 		: >"$log"
