@@ -523,3 +523,59 @@ fn snapper_backend_apply_failure_and_rollback() {
     sys.tlp_ok(&["rollback", "--boot-only"]);
     assert_eq!(sys.default_number(), 1);
 }
+
+/// The images of this tier and of the VM tier hold the tool as its own RPM
+/// installed it (tests/support/tool-rpm.sh, make-image.sh), so the package is
+/// what these tests exercise (every other test here applies and rolls back
+/// with those files).
+#[test]
+fn the_image_holds_the_tool_from_its_own_rpm() {
+    require!();
+    let Some(tool_rpm) = tool_rpm() else {
+        let msg = "TLP_TOOL_RPM is not set: the images hold `make install`'s files, not the \
+                   package's (tests/run-all.sh sets it from tests/support/tool-rpm.sh)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true: {msg}");
+        }
+        eprintln!("skipped: {msg}");
+        return;
+    };
+    let sys = TestSystem::new();
+    let rpm_in_image = |args: &[&str]| {
+        let mut c = Command::new("rpm");
+        c.arg("--root")
+            .arg(&sys.mnt)
+            .args(["--dbpath", "/usr/lib/sysimage/rpm"])
+            .args(args);
+        run(&mut c)
+    };
+    let want = run_ok(
+        Command::new("rpm")
+            .args(["-qp", "--nosignature", "--qf", "%{NEVRA}"])
+            .arg(&tool_rpm),
+    );
+    let q = rpm_in_image(&["-q", "--qf", "%{NEVRA}", "transactional-livepatch"]);
+    assert!(q.status.success(), "not installed as a package: {q:?}");
+    assert_eq!(String::from_utf8_lossy(&q.stdout), want);
+    // Every file as the package wrote it (digest, mode, owner), none
+    // overwritten by another install path.
+    // --nodeps: the Debian side is known to rpm only through a stub package.
+    let v = rpm_in_image(&["-V", "--nodeps", "transactional-livepatch"]);
+    assert!(
+        v.status.success() && v.stdout.is_empty(),
+        "rpm -V transactional-livepatch in the image: {}{}",
+        String::from_utf8_lossy(&v.stdout),
+        stderr(&v)
+    );
+    // The dracut module the transaction adds is the package's file.
+    let owner = rpm_in_image(&[
+        "-qf",
+        "--qf",
+        "%{NAME}",
+        "/usr/lib/dracut/modules.d/90transactional-livepatch/tlp-load-livepatches.sh",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&owner.stdout),
+        "transactional-livepatch"
+    );
+}

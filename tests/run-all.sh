@@ -35,6 +35,15 @@ fi
 # The privileged and VM tiers exercise the failpoints build of the binary.
 cargo build --locked --features failpoints --all-targets
 
+# Their images install the tool from its own RPM (built from `make dist` by
+# the spec, with failpoints), so the package is what they test.
+if want privileged || want vm; then
+    say "the tool's RPM for the test images"
+    TLP_TOOL_RPM=$(tests/support/tool-rpm.sh)
+    export TLP_TOOL_RPM
+    echo "$TLP_TOOL_RPM"
+fi
+
 if want unit; then
     say "unit tests"
     cargo test --locked --features failpoints --lib --bins

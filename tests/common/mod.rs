@@ -1,6 +1,7 @@
 //! Shared fixtures of the privileged tiers: a real btrfs image on a loop
 //! device holding a real Debian rootfs in SUSE layout, with this project
-//! installed by its own `make install`, and real livepatch RPMs built against
+//! installed from its own RPM (`TLP_TOOL_RPM`, as tests/run-all.sh does) or
+//! else by its own `make install`, and real livepatch RPMs built against
 //! the matching kernel headers (tests/support/*.sh build and cache them).
 #![allow(dead_code)]
 
@@ -104,18 +105,34 @@ pub fn fixtures() -> &'static Fixtures {
         std::fs::create_dir_all(&rpms).unwrap();
         run_ok(Command::new(support("livepatches.sh")).arg(&rpms));
         let golden = dir.join("golden.img");
-        let install = format!(
-            "make -C {} install DESTDIR=\"$DESTDIR\" BIN={}",
-            repo().display(),
-            BIN
-        );
-        run_ok(
-            Command::new(support("make-image.sh"))
-                .arg(&golden)
-                .env("TLP_INSTALL_CMD", install),
-        );
+        let mut make_image = Command::new(support("make-image.sh"));
+        make_image.arg(&golden);
+        match tool_rpm() {
+            // make-image.sh installs it with the image's rpm (inherited env).
+            Some(_) => make_image.env_remove("TLP_INSTALL_CMD"),
+            // Developers' quick path: this build, by the project's own
+            // `make install`.
+            None => make_image.env(
+                "TLP_INSTALL_CMD",
+                format!(
+                    "make -C {} install DESTDIR=\"$DESTDIR\" BIN={}",
+                    repo().display(),
+                    BIN
+                ),
+            ),
+        };
+        run_ok(&mut make_image);
         Fixtures { golden, rpms, kver }
     })
+}
+
+/// The tool's own RPM the images install (`TLP_TOOL_RPM`, set by
+/// tests/run-all.sh from tests/support/tool-rpm.sh), if any. Without it the
+/// images get this build by `make install`.
+pub fn tool_rpm() -> Option<PathBuf> {
+    std::env::var_os("TLP_TOOL_RPM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The RPM of a test package, by package name.

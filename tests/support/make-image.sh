@@ -14,6 +14,11 @@
 #
 # Env:
 #   TLP_ROOTFS_TAR   use this rootfs tarball instead of rootfs.sh's
+#   TLP_TOOL_RPM     the tool's own RPM (tests/support/tool-rpm.sh): installed
+#                    by the snapshot's own rpm in a chroot, while the image is
+#                    still being assembled (before its fstab exists, so the
+#                    package's %posttrans leaves the initrds alone, as on an
+#                    image build), so the package is what gets tested
 #   TLP_INSTALL_CMD  shell command run (from the caller's cwd, via bash -c)
 #                    with DESTDIR=<root snapshot> exported, before /var moves
 #                    to @/var and before the snapshot becomes read-only; the
@@ -72,8 +77,29 @@ snap="$top/@/.snapshots/1/snapshot"
 # xattrs (file capabilities) and ACLs as packed by mmdebstrap.
 tar --zstd -x -p --numeric-owner --xattrs --xattrs-include='*' --acls \
 	-f "$tarball" -C "$snap"
-tlp_fstab >"$snap/etc/fstab"
 mkdir -p "$snap/.snapshots" "$snap/var"
+
+if [[ -n ${TLP_TOOL_RPM:-} ]]; then
+	[[ -s $TLP_TOOL_RPM ]] || tlp_die "TLP_TOOL_RPM '$TLP_TOOL_RPM' missing"
+	tlp_log "installing ${TLP_TOOL_RPM##*/} with the image's rpm"
+	cp -- "$TLP_TOOL_RPM" "$snap/tmp/tool.rpm"
+	# mmdebstrap leaves a placeholder ("UNCONFIGURED FSTAB"); the real one
+	# is written below, once the image is assembled.
+	rm -f -- "$snap/etc/fstab"
+	# The image's rpm database knows its Debian packages only through a
+	# "provides" stub (rootfs.sh), not their sonames: --nodeps. Scriptlets
+	# run for real, in a private mount namespace that vanishes with them.
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	unshare --mount --propagation private -- sh -ec '
+		r=$1
+		mount --rbind /dev "$r/dev"
+		mount -t proc proc "$r/proc"
+		mount -t tmpfs tmpfs "$r/run"
+		PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$r" rpm -U --nodeps --nosignature /tmp/tool.rpm
+	' sh "$snap" >&2
+	rm -f -- "$snap/tmp/tool.rpm"
+fi
+tlp_fstab >"$snap/etc/fstab"
 
 if [[ -n ${TLP_INSTALL_CMD:-} ]]; then
 	tlp_log "running TLP_INSTALL_CMD with DESTDIR=$snap"

@@ -2,28 +2,37 @@
 # Run by tests/support/make-image.sh (as TLP_INSTALL_CMD) with DESTDIR set to
 # the root snapshot, before it is sealed read-only and before its /var moves to
 # the shared @/var subvolume. Installs:
-#   - this project, by its own `make install` (binary = VM_BIN, a failpoints
-#     build, without its debug info), so the dracut module and units tested
-#     are the packaged ones;
+#   - this project: already installed from its RPM when TLP_TOOL_RPM is set
+#     (make-image.sh did it, as tests/run-all.sh arranges), else by its own
+#     `make install` (binary = VM_BIN, a failpoints build, without its debug
+#     info), so the dracut module and units tested are the packaged ones;
 #   - the guest init, /usr/lib/tlp-test/init;
 #   - short livepatch transition timeouts (the stall scenario waits them out);
 #   - the test RPMs and the stall helper module under /var/lib/tlp-test, on
 #     the shared /var, so every snapshot (and a rollback) still has them.
 #   - unless VM_FULL_IMAGE=1: a slimmer kernel module tree and initrd (below).
 # Env: DESTDIR, VM_BIN, VM_RPMS (a livepatches.sh output directory), VM_DIR,
-# VM_REPO (exported by lib.sh), VM_FULL_IMAGE.
+# VM_REPO (exported by lib.sh), VM_FULL_IMAGE, TLP_TOOL_RPM.
 set -euo pipefail
 : "${DESTDIR:?}" "${VM_BIN:?}" "${VM_RPMS:?}" "${VM_DIR:?}" "${VM_REPO:?}"
 
-# The debug build is >100 MB, nearly all DWARF; the guest reads it from a
-# compressed btrfs under emulation on every boot (that took 10-40 s). Symbols
-# stay, so backtraces still name functions.
-bin_dir=$(mktemp -d)
-trap 'rm -rf -- "$bin_dir"' EXIT
-strip --strip-debug -o "$bin_dir/transactional-livepatch" "$VM_BIN"
-# GEN: the docs generator of the same build (man pages, completions).
-make -s -C "$VM_REPO" install DESTDIR="$DESTDIR" BIN="$bin_dir/transactional-livepatch" \
-	GEN="$(dirname -- "$VM_BIN")/tlp-gen-docs"
+if [[ -n ${TLP_TOOL_RPM:-} ]]; then
+	# make-image.sh installed the tool from its RPM (a failpoints build).
+	[[ -x $DESTDIR/usr/sbin/transactional-livepatch ]] || {
+		echo "install-guest.sh: TLP_TOOL_RPM is set but the tool is not installed" >&2
+		exit 1
+	}
+else
+	# The debug build is >100 MB, nearly all DWARF; the guest reads it from a
+	# compressed btrfs under emulation on every boot (that took 10-40 s).
+	# Symbols stay, so backtraces still name functions.
+	bin_dir=$(mktemp -d)
+	trap 'rm -rf -- "$bin_dir"' EXIT
+	strip --strip-debug -o "$bin_dir/transactional-livepatch" "$VM_BIN"
+	# GEN: the docs generator of the same build (man pages, completions).
+	make -s -C "$VM_REPO" install DESTDIR="$DESTDIR" BIN="$bin_dir/transactional-livepatch" \
+		GEN="$(dirname -- "$VM_BIN")/tlp-gen-docs"
+fi
 install -D -m 0755 "$VM_DIR/guest/init" "$DESTDIR/usr/lib/tlp-test/init"
 
 install -d -m 0755 "$DESTDIR/etc/transactional-livepatch/config.d"
