@@ -381,6 +381,8 @@ struct Daemon {
     kernel_root: PathBuf,
     /// The directory of the `hold` failpoint its children are configured
     /// with (src/failpoints.rs): inert until a test arms it.
+    // Only the failpoints build can hold a transaction.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     hold: PathBuf,
 }
 
@@ -512,6 +514,8 @@ fn hold_failpoint(dir: &Path) -> String {
 }
 
 /// Arm the `hold` failpoint in `dir`: the next apply passing it holds.
+// Only the failpoints build can hold a transaction.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 fn arm(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for f in ["held", "release"] {
@@ -522,6 +526,8 @@ fn arm(dir: &Path) {
 
 /// Wait until an apply holds at the failpoint armed in `dir` (an event, not
 /// a duration); `alive` says whether the holder can still get there.
+// Only the failpoints build can hold a transaction.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 fn wait_held(dir: &Path, mut alive: impl FnMut() -> bool) {
     let t = std::time::Instant::now();
     while !dir.join("held").exists() {
@@ -534,6 +540,8 @@ fn wait_held(dir: &Path, mut alive: impl FnMut() -> bool) {
     }
 }
 
+// Only the failpoints build can hold a transaction.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 fn release(dir: &Path) {
     std::fs::write(dir.join("release"), "").unwrap();
 }
