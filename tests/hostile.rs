@@ -339,6 +339,14 @@ impl Checks {
         }
     }
 
+    /// [`Checks::finish`], with the bus's logs and polkitd's state on failure.
+    fn finish_with(self, daemon: &mut Daemon) {
+        if !self.failures.is_empty() {
+            eprintln!("{}", daemon.bus.diagnostics());
+        }
+        self.finish();
+    }
+
     fn finish(self) {
         assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
     }
@@ -1004,7 +1012,7 @@ fn bad_packages_are_refused_and_nothing_changes() {
     let sys = TestSystem::new();
     let kver = fixtures().kver.clone();
     let other = other_kver(&kver);
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let cat = "bad package";
     let cases: &[(&str, i32, &[&str])] = &[
@@ -1189,7 +1197,7 @@ fn bad_packages_are_refused_and_nothing_changes() {
     );
     daemon.set_kernel_root(Path::new("/"));
     assert_eq!(sys.default_number(), 1);
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// Packages that pass every check but fail inside the new snapshot: the
@@ -1199,7 +1207,7 @@ fn packages_failing_in_the_snapshot_change_nothing() {
     require!();
     let c = corpus();
     let sys = TestSystem::new();
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let cat = "bad package";
     let host_before = tree(&c.outside_pre);
@@ -1250,7 +1258,7 @@ fn packages_failing_in_the_snapshot_change_nothing() {
         (16, &["tlp-nonexistent-capability"]),
     );
     assert_eq!(sys.default_number(), 1);
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// The same patch again is AlreadyApplied; an older cumulative version than
@@ -1265,7 +1273,7 @@ fn duplicate_and_downgrade() {
     let cumul = |v: &str| dir.join(format!("kernel-livepatch-tlp-cumulative-{v}-1.x86_64.rpm"));
     sys.tlp_ok(&["apply", "--boot-only", cumul("2").to_str().unwrap()]);
     assert_eq!(sys.default_number(), 2);
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     ck.refusal_both(
         &sys,
         &daemon,
@@ -1311,7 +1319,7 @@ fn duplicate_and_downgrade() {
         "n/a (applied)",
         ok,
     );
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 // ---------------------------------------------------------------- faults
@@ -1321,7 +1329,7 @@ fn duplicate_and_downgrade() {
 fn full_disk_fails_cleanly_and_returns_the_space() {
     require!();
     let sys = TestSystem::new();
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     // Leave less than an initrd (~25 MiB here) but enough for rpm.
     let fill = sys.mnt.join("var/tlp-fill");
@@ -1394,7 +1402,7 @@ fn full_disk_fails_cleanly_and_returns_the_space() {
         again.status.success(),
     );
     drop(out);
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// Two applies at once: one runs, the other is Busy and names it; recover
@@ -1502,7 +1510,7 @@ fn concurrent_transactions_get_busy() {
 fn cli_and_dbus_at_once_get_busy() {
     require!();
     let sys = TestSystem::new();
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let cat = "fault";
     let simple = rpm("tlp-livepatch-simple");
@@ -1640,7 +1648,7 @@ fn cli_and_dbus_at_once_get_busy() {
             && after.open_entries == 0
             && after.mounts == rest.mounts,
     );
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// Symlinks planted in the base snapshot that point out of it: the tool
@@ -1650,7 +1658,7 @@ fn cli_and_dbus_at_once_get_busy() {
 fn symlinks_in_the_snapshot_never_lead_out() {
     require!();
     let sys = TestSystem::new();
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let kver = fixtures().kver.clone();
     let cat = "symlink trick";
@@ -1836,7 +1844,7 @@ fn symlinks_in_the_snapshot_never_lead_out() {
         );
         unplant(n, rel, h);
     }
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 // ---------------------------------------------------------------- security
@@ -2009,7 +2017,7 @@ fn non_root_is_refused_for_every_changing_command() {
     // The same through the daemon, as nobody: polkit denies every changing
     // call (auth_admin_keep, no session, no agent) with the typed error
     // naming the action, and nothing changes, not even the journal.
-    let daemon = Daemon::start(&sys);
+    let mut daemon = Daemon::start(&sys);
     let denied = format!("{ERR}.NotAuthorized");
     for (case, call, action) in [
         ("Apply (boot-only)", Call::apply(&pkg), "apply"),
@@ -2061,7 +2069,7 @@ fn non_root_is_refused_for_every_changing_command() {
         "yes",
         active == "o \"/\"" && sys.default_number() == 1,
     );
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// No subprocess is built from a shell string: the source never names a

@@ -182,8 +182,8 @@ pub fn spawn_dbus_daemon(d: &Path, config_file: &Path, env: &[(String, String)])
 /// its own user).
 pub fn spawn_polkitd(d: &Path, address: &str) -> Child {
     let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
+    // Without --no-debug: its messages (why it exits, if it does) go to the logs.
     Command::new(POLKITD)
-        .arg("--no-debug")
         .env("DBUS_SYSTEM_BUS_ADDRESS", address)
         .stdout(log("polkitd.log"))
         .stderr(log("polkitd.err"))
@@ -417,9 +417,19 @@ impl Bus {
         );
     }
 
+    /// The logs, and whether polkitd still runs (for failure messages).
+    pub fn diagnostics(&mut self) -> String {
+        let polkitd = match self.polkitd.try_wait() {
+            Ok(None) => "polkitd runs".to_string(),
+            Ok(Some(st)) => format!("polkitd ended: {st}"),
+            Err(e) => format!("polkitd: {e}"),
+        };
+        format!("{polkitd}\n{}", self.logs())
+    }
+
     pub fn logs(&self) -> String {
         let mut s = String::new();
-        for f in ["bus.log", "bus.err", "polkitd.err"] {
+        for f in ["bus.log", "bus.err", "polkitd.log", "polkitd.err"] {
             let text = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
             s.push_str(&format!("--- {f}\n{text}"));
         }
