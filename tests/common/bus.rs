@@ -56,9 +56,21 @@ pub fn dbus_prerequisites(btrfs: bool) -> bool {
 }
 
 /// Our polkit actions in polkitd's directory, for as long as any bus runs.
+///
+/// Test processes run in parallel (several test binaries, or checkouts of
+/// this repository on one machine) share that file: each holds a shared
+/// lock on [`POLICY_LOCK`] while it needs it, and the last one out (the one
+/// that can turn its lock exclusive) removes it.
 pub struct PolicyInstall;
 
-static POLICY_USERS: Mutex<(usize, bool)> = Mutex::new((0, false));
+/// The cross-process lock of the installed polkit actions.
+pub const POLICY_LOCK: &str = "/run/tlp-test-polkit-actions.lock";
+
+/// Users in this process, whether the file was someone else's (an installed
+/// package's), and this process's shared lock.
+type PolicyUsers = (usize, bool, Option<nix::fcntl::Flock<std::fs::File>>);
+
+static POLICY_USERS: Mutex<PolicyUsers> = Mutex::new((0, false, None));
 
 impl PolicyInstall {
     pub fn new() -> PolicyInstall {
@@ -66,10 +78,19 @@ impl PolicyInstall {
         let target = Path::new(ACTIONS_DIR).join(POLICY_FILE);
         let ours = std::fs::read(repo().join("dbus").join(POLICY_FILE)).unwrap();
         if users.0 == 0 {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(POLICY_LOCK)
+                .unwrap_or_else(|e| panic!("opening {POLICY_LOCK}: {e}"));
+            let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+                .unwrap_or_else(|(_, e)| panic!("locking {POLICY_LOCK}: {e}"));
             // Remember whether someone else (an installed package) put it there.
             users.1 = target.exists() && std::fs::read(&target).ok().as_ref() != Some(&ours);
             std::fs::create_dir_all(ACTIONS_DIR).unwrap();
             std::fs::write(&target, &ours).unwrap();
+            users.2 = Some(lock);
         }
         users.0 += 1;
         PolicyInstall
@@ -80,8 +101,15 @@ impl Drop for PolicyInstall {
     fn drop(&mut self) {
         let mut users = POLICY_USERS.lock().unwrap_or_else(|p| p.into_inner());
         users.0 -= 1;
-        if users.0 == 0 && !users.1 {
-            let _ = std::fs::remove_file(Path::new(ACTIONS_DIR).join(POLICY_FILE));
+        if users.0 == 0 {
+            let lock = users.2.take();
+            let last = lock.as_ref().is_some_and(|l| {
+                l.relock(nix::fcntl::FlockArg::LockExclusiveNonblock)
+                    .is_ok()
+            });
+            if last && !users.1 {
+                let _ = std::fs::remove_file(Path::new(ACTIONS_DIR).join(POLICY_FILE));
+            }
         }
     }
 }
