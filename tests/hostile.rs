@@ -11,22 +11,31 @@
 //! (`..` in file names, foreign arch), rpmbuild for installable ones
 //! (scriptlets, dependencies), `rpmsign` with throwaway keys for signatures.
 //!
-//! The run writes a table of every case (expected, observed, nothing-changed
-//! check) to `target/hostile-report.md`; docs/hostile-input.md summarises it.
+//! Every bad input is submitted a second time through the real D-Bus service
+//! (a private dbus-daemon with a real polkitd, tests/common/bus.rs; one bus
+//! and daemon per test, pointed at that test's system): the typed D-Bus
+//! error (the Apply call's own error, or the transaction's Finished error)
+//! must be the one of the CLI's exit code, and nothing may change either.
+//!
+//! The run writes a table of every case (expected, observed, D-Bus error,
+//! nothing-changed check) to `target/hostile-report.md`; docs/hostile-input.md
+//! summarises it.
 
 mod common;
 
+use common::bus::*;
 use common::*;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 use tlp::error::FailureKind;
 
 macro_rules! require {
     () => {
-        if !prerequisites() {
+        if !dbus_prerequisites(true) {
             return;
         }
     };
@@ -39,6 +48,9 @@ struct Row {
     case: String,
     expected: String,
     observed: String,
+    /// The typed D-Bus error of the same input through the daemon ("—" when
+    /// the row has no D-Bus half).
+    dbus: String,
     unchanged: String,
     ok: bool,
 }
@@ -62,36 +74,42 @@ fn record(row: Row) {
     let mut rows = ROWS.lock().unwrap_or_else(|e| e.into_inner());
     rows.push(row);
     rows.sort_by(|a, b| (a.category, &a.case).cmp(&(b.category, &b.case)));
-    let mut counts: Vec<(&str, usize, usize)> = Vec::new();
+    let mut counts: Vec<(&str, usize, usize, usize)> = Vec::new();
     for r in rows.iter() {
+        let via_bus = usize::from(r.dbus != "—");
         match counts.iter_mut().find(|c| c.0 == r.category) {
             Some(c) => {
                 c.1 += 1;
                 c.2 += usize::from(r.ok);
+                c.3 += via_bus;
             }
-            None => counts.push((r.category, 1, usize::from(r.ok))),
+            None => counts.push((r.category, 1, usize::from(r.ok), via_bus)),
         }
     }
     let mut text = String::from(
         "# Hostile input and faults: report\n\n\
          Written by `cargo test --features failpoints --test hostile` (tests/hostile.rs).\n\
          \"Unchanged\" compares subvolumes, default subvolume, mounts, open journal\n\
-         entries, snapshot directories and the kernel livepatch set before and after.\n\n\
-         | Category | Cases | Passed |\n|---|---|---|\n",
+         entries, snapshot directories and the kernel livepatch set before and after\n\
+         (after the CLI and again after the D-Bus call). \"D-Bus\" is the typed error\n\
+         of the same input submitted through the daemon on a private bus: the error\n\
+         of the call itself (call) or of the transaction's Finished signal.\n\n\
+         | Category | Cases | Passed | Also through D-Bus |\n|---|---|---|---|\n",
     );
-    for (c, n, ok) in &counts {
-        text.push_str(&format!("| {c} | {n} | {ok} |\n"));
+    for (c, n, ok, bus) in &counts {
+        text.push_str(&format!("| {c} | {n} | {ok} | {bus} |\n"));
     }
     text.push_str(
-        "\n| Category | Case | Expected | Observed | Unchanged | Result |\n|---|---|---|---|---|---|\n",
+        "\n| Category | Case | Expected | Observed (CLI) | D-Bus | Unchanged | Result |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows.iter() {
         text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.category,
             cell(&r.case),
             cell(&r.expected),
             cell(&r.observed),
+            cell(&r.dbus),
             cell(&r.unchanged),
             if r.ok { "ok" } else { "FAILED" }
         ));
@@ -178,6 +196,33 @@ impl Checks {
         code: i32,
         needles: &[&str],
     ) -> Output {
+        self.refuse(sys, category, case, cmd, None, (code, needles))
+    }
+
+    /// [`Checks::refusal`], then the same input through the daemon (`call`):
+    /// its typed D-Bus error must be the one of `code`, its message must
+    /// hold the needles too, and again nothing may change.
+    fn refusal_both(
+        &mut self,
+        sys: &TestSystem,
+        daemon: &Daemon,
+        category: &'static str,
+        case: &str,
+        (cmd, call): (&mut Command, Call),
+        want: (i32, &[&str]),
+    ) -> Output {
+        self.refuse(sys, category, case, cmd, Some((daemon, call)), want)
+    }
+
+    fn refuse(
+        &mut self,
+        sys: &TestSystem,
+        category: &'static str,
+        case: &str,
+        cmd: &mut Command,
+        via: Option<(&Daemon, Call)>,
+        (code, needles): (i32, &[&str]),
+    ) -> Output {
         let before = probe(sys);
         let out = run(cmd);
         let after = probe(sys);
@@ -200,6 +245,33 @@ impl Checks {
         if !unchanged {
             why.push(format!("state changed: {before:?} -> {after:?}"));
         }
+        let mut dbus = "—".to_string();
+        let mut dbus_unchanged = true;
+        if let Some((daemon, call)) = via {
+            let before = probe(sys);
+            let r = daemon.call(&call);
+            let after = probe(sys);
+            dbus = r.summary();
+            let expected = format!("{ERR}.{}", kind_name(code));
+            if r.error_name() != expected {
+                why.push(format!("D-Bus error {r:?}, expected {expected}"));
+            }
+            let msg = r.message().to_lowercase();
+            for n in needles {
+                if !msg.contains(&n.to_lowercase()) {
+                    why.push(format!("D-Bus message lacks {n:?}: {}", r.message()));
+                }
+            }
+            if r.message().contains('\n') {
+                why.push(format!("D-Bus message is not one line: {}", r.message()));
+            }
+            dbus_unchanged = before == after;
+            if !dbus_unchanged {
+                why.push(format!(
+                    "state changed by the D-Bus call: {before:?} -> {after:?}"
+                ));
+            }
+        }
         record(Row {
             category,
             case: case.to_string(),
@@ -209,7 +281,13 @@ impl Checks {
                 got.map_or("signal".to_string(), |c| c.to_string()),
                 short(&line, 160)
             ),
-            unchanged: if unchanged { "yes".into() } else { "NO".into() },
+            dbus,
+            unchanged: match (unchanged, dbus_unchanged) {
+                (true, true) => "yes".into(),
+                (false, true) => "NO (CLI)".into(),
+                (true, false) => "NO (D-Bus)".into(),
+                (false, false) => "NO (CLI, D-Bus)".into(),
+            },
             ok: why.is_empty(),
         });
         if !why.is_empty() {
@@ -232,11 +310,25 @@ impl Checks {
         unchanged: &str,
         ok: bool,
     ) {
+        self.check_dbus(category, case, expected, (observed, "—"), unchanged, ok)
+    }
+
+    /// [`Checks::check`] with a D-Bus column.
+    fn check_dbus(
+        &mut self,
+        category: &'static str,
+        case: &str,
+        expected: &str,
+        (observed, dbus): (&str, &str),
+        unchanged: &str,
+        ok: bool,
+    ) {
         record(Row {
             category,
             case: case.to_string(),
             expected: expected.to_string(),
             observed: short(observed, 200),
+            dbus: short(dbus, 120),
             unchanged: unchanged.to_string(),
             ok,
         });
@@ -247,9 +339,224 @@ impl Checks {
         }
     }
 
+    /// [`Checks::finish`], with the bus's logs and polkitd's state on failure.
+    fn finish_with(self, daemon: &mut Daemon) {
+        if !self.failures.is_empty() {
+            eprintln!("{}", daemon.bus.diagnostics());
+        }
+        self.finish();
+    }
+
     fn finish(self) {
         assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
     }
+}
+
+// ---------------------------------------------------------------- daemon
+
+/// A changing call of the D-Bus interface, as root unless said otherwise.
+#[derive(Debug, Clone)]
+enum Call {
+    Apply {
+        pkg: PathBuf,
+        boot_only: bool,
+    },
+    Rollback {
+        snapshot: Option<u32>,
+        boot_only: bool,
+    },
+    Recover,
+}
+
+impl Call {
+    fn apply(pkg: &Path) -> Call {
+        Call::Apply {
+            pkg: pkg.to_path_buf(),
+            boot_only: true,
+        }
+    }
+}
+
+/// Our service on a private bus with polkitd, activated on demand, pointed
+/// at one test system: one per test, shared by all its cases.
+struct Daemon {
+    bus: Bus,
+    /// The daemon's `--config` (its children read it anew each time): empty,
+    /// or a case's configuration.
+    config: PathBuf,
+    /// The daemon's `--kernel-root`: a symlink to `/`, or to a case's fake
+    /// kernel root (resolved anew by each child).
+    kernel_root: PathBuf,
+    /// The directory of the `hold` failpoint its children are configured
+    /// with (src/failpoints.rs): inert until a test arms it.
+    // Only the failpoints build can hold a transaction.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    hold: PathBuf,
+}
+
+impl Daemon {
+    fn start(sys: &TestSystem) -> Daemon {
+        let d = sys.dir.path();
+        let config = d.join("daemon.toml");
+        std::fs::write(&config, "").unwrap();
+        let kernel_root = d.join("daemon-kernel-root");
+        std::os::unix::fs::symlink("/", &kernel_root).unwrap();
+        let hold = d.join("hold");
+        std::fs::create_dir_all(&hold).unwrap();
+        let mut opts = BusOptions::new(&sys.mnt, 600);
+        opts.global = vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--kernel-root".into(),
+            kernel_root.display().to_string(),
+        ];
+        // The bus hands its environment to the daemon, the daemon passes
+        // FAILPOINTS on to its transaction children.
+        opts.env = vec![("FAILPOINTS".into(), hold_failpoint(&hold))];
+        Daemon {
+            bus: Bus::start_with(opts),
+            config,
+            kernel_root,
+            hold,
+        }
+    }
+
+    fn set_config(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    fn set_kernel_root(&self, target: &Path) {
+        let tmp = self.kernel_root.with_extension("new");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        std::fs::rename(&tmp, &self.kernel_root).unwrap();
+    }
+
+    fn call(&self, call: &Call) -> CallResult {
+        let limit = Duration::from_secs(900);
+        let opts = |boot_only: bool, snapshot: Option<u32>| {
+            let mut o: HashMap<&str, zbus::Variant> = HashMap::new();
+            if boot_only {
+                o.insert("boot-only", true.into());
+            }
+            if let Some(n) = snapshot {
+                o.insert("snapshot", n.into());
+            }
+            o
+        };
+        match call {
+            Call::Apply { pkg, boot_only } => self.bus.call(
+                "Apply",
+                &(pkg.to_str().unwrap(), opts(*boot_only, None)),
+                limit,
+            ),
+            Call::Rollback {
+                snapshot,
+                boot_only,
+            } => self
+                .bus
+                .call("Rollback", &(opts(*boot_only, *snapshot),), limit),
+            Call::Recover => self.bus.call("Recover", &(), limit),
+        }
+    }
+
+    /// The same call through `gdbus` as user `uid`; only its refusal is
+    /// read (the caller expects one).
+    fn gdbus_as(&self, uid: u32, call: &Call) -> (CallResult, Output) {
+        let (method, args): (&str, Vec<String>) = match call {
+            Call::Apply { pkg, boot_only } => (
+                "Apply",
+                vec![
+                    pkg.display().to_string(),
+                    if *boot_only {
+                        "{'boot-only': <true>}".into()
+                    } else {
+                        "{}".into()
+                    },
+                ],
+            ),
+            Call::Rollback {
+                snapshot,
+                boot_only,
+            } => {
+                let mut o = Vec::new();
+                if *boot_only {
+                    o.push("'boot-only': <true>".to_string());
+                }
+                if let Some(n) = snapshot {
+                    o.push(format!("'snapshot': <uint32 {n}>"));
+                }
+                ("Rollback", vec![format!("{{{}}}", o.join(", "))])
+            }
+            Call::Recover => ("Recover", vec![]),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self
+            .bus
+            .gdbus_call(Some(uid), PATH, &format!("{MANAGER}.{method}"), &args);
+        // gdbus prints "Error: GDBus.Error:NAME: MESSAGE".
+        let err = stderr(&out);
+        let r = match err.split_once("GDBus.Error:") {
+            Some((_, rest)) => {
+                let (name, message) = rest.split_once(": ").unwrap_or((rest, ""));
+                CallResult::Refused {
+                    name: name.trim().to_string(),
+                    message: message.trim().to_string(),
+                }
+            }
+            None => CallResult::Finished {
+                path: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                success: out.status.success(),
+                name: String::new(),
+                message: format!("not refused: {}", err.trim()),
+            },
+        };
+        (r, out)
+    }
+}
+
+/// The FAILPOINTS value that makes an apply hold after installing the
+/// package when `dir/arm` exists (src/failpoints.rs `hold`).
+fn hold_failpoint(dir: &Path) -> String {
+    format!("apply::after-install=return(hold:{})", dir.display())
+}
+
+/// Arm the `hold` failpoint in `dir`: the next apply passing it holds.
+// Only the failpoints build can hold a transaction.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+fn arm(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["held", "release"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    std::fs::write(dir.join("arm"), "").unwrap();
+}
+
+/// Wait until an apply holds at the failpoint armed in `dir` (an event, not
+/// a duration); `alive` says whether the holder can still get there.
+// Only the failpoints build can hold a transaction.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+fn wait_held(dir: &Path, mut alive: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !dir.join("held").exists() {
+        assert!(alive(), "the first transaction ended before it held");
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "the first transaction never reached the failpoint"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// Only the failpoints build can hold a transaction.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+fn release(dir: &Path) {
+    std::fs::write(dir.join("release"), "").unwrap();
+}
+
+/// The journal's files with their contents (absent: none).
+fn journal_files(sys: &TestSystem) -> Vec<(String, Vec<u8>)> {
+    tree(&sys.mnt.join("var/lib/transactional-livepatch/transactions"))
 }
 
 fn apply_cmd(sys: &TestSystem, pkg: &Path) -> Command {
@@ -705,6 +1012,7 @@ fn bad_packages_are_refused_and_nothing_changes() {
     let sys = TestSystem::new();
     let kver = fixtures().kver.clone();
     let other = other_kver(&kver);
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let cat = "bad package";
     let cases: &[(&str, i32, &[&str])] = &[
@@ -750,7 +1058,14 @@ fn bad_packages_are_refused_and_nothing_changes() {
         ("signed-untrusted-key", 24, &["does not trust"]),
     ];
     for (k, code, needles) in cases {
-        ck.refusal(&sys, cat, k, &mut apply_cmd(&sys, c.get(k)), *code, needles);
+        ck.refusal_both(
+            &sys,
+            &daemon,
+            cat,
+            k,
+            (&mut apply_cmd(&sys, c.get(k)), Call::apply(c.get(k))),
+            (*code, needles),
+        );
     }
     // The fixture packages of tests/support/livepatches.sh.
     for (p, code, needles) in [
@@ -759,22 +1074,30 @@ fn bad_packages_are_refused_and_nothing_changes() {
         ("tlp-outside", 12, &["outside the livepatch director"][..]),
         ("tlp-wrongkver", 13, &["9.9.9-1-default"][..]),
     ] {
-        ck.refusal(&sys, cat, p, &mut apply_cmd(&sys, &rpm(p)), code, needles);
+        ck.refusal_both(
+            &sys,
+            &daemon,
+            cat,
+            p,
+            (&mut apply_cmd(&sys, &rpm(p)), Call::apply(&rpm(p))),
+            (code, needles),
+        );
     }
     let missing = sys.dir.path().join("no-such-file.rpm");
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "missing-file",
-        &mut apply_cmd(&sys, &missing),
-        10,
-        &["cannot open"],
+        (&mut apply_cmd(&sys, &missing), Call::apply(&missing)),
+        (10, &["cannot open"]),
     );
 
     // Signatures when the configuration requires them; the trusted key is
     // then imported into the default snapshot's rpm database.
     let cfg = sys.dir.path().join("require-signature.toml");
     std::fs::write(&cfg, "[packages]\nrequire_signature = true\n").unwrap();
+    daemon.set_config("[packages]\nrequire_signature = true\n");
     let with_cfg = |pkg: &Path| {
         sys.tlp_cmd(&[
             "--config",
@@ -784,13 +1107,16 @@ fn bad_packages_are_refused_and_nothing_changes() {
             pkg.to_str().unwrap(),
         ])
     };
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "unsigned-when-required",
-        &mut with_cfg(&rpm("tlp-livepatch-simple")),
-        24,
-        &["not signed", "require_signature"],
+        (
+            &mut with_cfg(&rpm("tlp-livepatch-simple")),
+            Call::apply(&rpm("tlp-livepatch-simple")),
+        ),
+        (24, &["not signed", "require_signature"]),
     );
     in_snapshot(&sys, 1, |s| {
         run_ok(
@@ -801,32 +1127,46 @@ fn bad_packages_are_refused_and_nothing_changes() {
                 .arg(&c.trusted_key),
         );
     });
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "signed-bad-signature",
-        &mut with_cfg(c.get("signed-bad-signature")),
-        24,
-        &["bad signature"],
+        (
+            &mut with_cfg(c.get("signed-bad-signature")),
+            Call::apply(c.get("signed-bad-signature")),
+        ),
+        (24, &["bad signature"]),
     );
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "signed-untrusted-key-when-required",
-        &mut with_cfg(c.get("signed-untrusted-key")),
-        24,
-        &["does not trust"],
+        (
+            &mut with_cfg(c.get("signed-untrusted-key")),
+            Call::apply(c.get("signed-untrusted-key")),
+        ),
+        (24, &["does not trust"]),
     );
+    daemon.set_config("");
 
     // Live applies. The host kernel cannot livepatch: refused before
     // anything else (14), even for a kernel that is installed but not running.
-    ck.refusal(
+    let live = Call::Apply {
+        pkg: rpm("tlp-livepatch-simple"),
+        boot_only: false,
+    };
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "live-apply-on-kernel-without-livepatch",
-        &mut sys.tlp_cmd(&["apply", rpm("tlp-livepatch-simple").to_str().unwrap()]),
-        14,
-        &["does not support livepatching", "--boot-only"],
+        (
+            &mut sys.tlp_cmd(&["apply", rpm("tlp-livepatch-simple").to_str().unwrap()]),
+            live.clone(),
+        ),
+        (14, &["does not support livepatching", "--boot-only"]),
     );
     // A livepatching kernel (a fake /sys and /proc) running another release
     // than the package's, which is installed in the snapshot: WrongKernel.
@@ -838,21 +1178,26 @@ fn bad_packages_are_refused_and_nothing_changes() {
         format!("{other}\n"),
     )
     .unwrap();
-    ck.refusal(
+    daemon.set_kernel_root(&kroot);
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "live-apply-installed-but-not-running-kernel",
-        &mut sys.tlp_cmd(&[
-            "--kernel-root",
-            kroot.to_str().unwrap(),
-            "apply",
-            rpm("tlp-livepatch-simple").to_str().unwrap(),
-        ]),
-        13,
-        &[&format!("running kernel is {other}"), "--boot-only"],
+        (
+            &mut sys.tlp_cmd(&[
+                "--kernel-root",
+                kroot.to_str().unwrap(),
+                "apply",
+                rpm("tlp-livepatch-simple").to_str().unwrap(),
+            ]),
+            live,
+        ),
+        (13, &[&format!("running kernel is {other}"), "--boot-only"]),
     );
+    daemon.set_kernel_root(Path::new("/"));
     assert_eq!(sys.default_number(), 1);
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// Packages that pass every check but fail inside the new snapshot: the
@@ -862,30 +1207,37 @@ fn packages_failing_in_the_snapshot_change_nothing() {
     require!();
     let c = corpus();
     let sys = TestSystem::new();
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let cat = "bad package";
     let host_before = tree(&c.outside_pre);
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "scriptlet-fails",
-        &mut apply_cmd(&sys, &rpm("tlp-badscript")),
-        16,
-        &["installing tlp-badscript", "refusing to install"],
+        (
+            &mut apply_cmd(&sys, &rpm("tlp-badscript")),
+            Call::apply(&rpm("tlp-badscript")),
+        ),
+        (16, &["installing tlp-badscript", "refusing to install"]),
     );
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "scriptlet-writes-outside",
-        &mut apply_cmd(&sys, c.get("scriptlet-writes-outside")),
-        16,
-        &["installing tlp-hostile-escape"],
+        (
+            &mut apply_cmd(&sys, c.get("scriptlet-writes-outside")),
+            Call::apply(c.get("scriptlet-writes-outside")),
+        ),
+        (16, &["installing tlp-hostile-escape"]),
     );
     let host_after = tree(&c.outside_pre);
     ck.check(
         "confinement",
         "failing scriptlet writes to a host path",
-        "host directory untouched",
+        "host directory untouched (CLI and D-Bus runs)",
         &format!(
             "{} entries before, {} after",
             host_before.len(),
@@ -894,16 +1246,19 @@ fn packages_failing_in_the_snapshot_change_nothing() {
         "yes (snapshot deleted)",
         host_before == host_after && host_after.is_empty(),
     );
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "requires-missing",
-        &mut apply_cmd(&sys, c.get("requires-missing")),
-        16,
-        &["tlp-nonexistent-capability"],
+        (
+            &mut apply_cmd(&sys, c.get("requires-missing")),
+            Call::apply(c.get("requires-missing")),
+        ),
+        (16, &["tlp-nonexistent-capability"]),
     );
     assert_eq!(sys.default_number(), 1);
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// The same patch again is AlreadyApplied; an older cumulative version than
@@ -918,21 +1273,25 @@ fn duplicate_and_downgrade() {
     let cumul = |v: &str| dir.join(format!("kernel-livepatch-tlp-cumulative-{v}-1.x86_64.rpm"));
     sys.tlp_ok(&["apply", "--boot-only", cumul("2").to_str().unwrap()]);
     assert_eq!(sys.default_number(), 2);
-    ck.refusal(
+    let mut daemon = Daemon::start(&sys);
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "duplicate-of-applied",
-        &mut apply_cmd(&sys, &cumul("2")),
-        23,
-        &["already in the default snapshot 2"],
+        (&mut apply_cmd(&sys, &cumul("2")), Call::apply(&cumul("2"))),
+        (23, &["already in the default snapshot 2"]),
     );
-    ck.refusal(
+    ck.refusal_both(
         &sys,
+        &daemon,
         cat,
         "older-cumulative-version",
-        &mut apply_cmd(&sys, &cumul("1")),
-        23,
-        &["newer", "2-1", "refusing to downgrade", "--allow-downgrade"],
+        (&mut apply_cmd(&sys, &cumul("1")), Call::apply(&cumul("1"))),
+        (
+            23,
+            &["newer", "2-1", "refusing to downgrade", "--allow-downgrade"],
+        ),
     );
     let out = sys.tlp(&[
         "apply",
@@ -960,7 +1319,7 @@ fn duplicate_and_downgrade() {
         "n/a (applied)",
         ok,
     );
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 // ---------------------------------------------------------------- faults
@@ -970,6 +1329,7 @@ fn duplicate_and_downgrade() {
 fn full_disk_fails_cleanly_and_returns_the_space() {
     require!();
     let sys = TestSystem::new();
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     // Leave less than an initrd (~25 MiB here) but enough for rpm.
     let fill = sys.mnt.join("var/tlp-fill");
@@ -993,13 +1353,16 @@ fn full_disk_fails_cleanly_and_returns_the_space() {
     };
     settle();
     let free_before = df_avail(&sys.mnt);
-    let out = ck.refusal(
+    let out = ck.refusal_both(
         &sys,
+        &daemon,
         "fault",
         "full disk during the initrd build",
-        &mut apply_cmd(&sys, &rpm("tlp-livepatch-simple")),
-        20,
-        &["out of disk space", "no space left on device"],
+        (
+            &mut apply_cmd(&sys, &rpm("tlp-livepatch-simple")),
+            Call::apply(&rpm("tlp-livepatch-simple")),
+        ),
+        (20, &["out of disk space", "no space left on device"]),
     );
     settle();
     let free_after = df_avail(&sys.mnt);
@@ -1007,7 +1370,7 @@ fn full_disk_fails_cleanly_and_returns_the_space() {
     ck.check(
         "fault",
         "full disk: space returned",
-        "free space after = before (±1 MiB)",
+        "free space after the CLI and D-Bus runs = before (±1 MiB)",
         &format!("{free_before} -> {free_after} bytes"),
         "snapshot 2 deleted",
         diff <= 1 << 20 && !sys.snapshot_path(2).exists(),
@@ -1017,10 +1380,10 @@ fn full_disk_fails_cleanly_and_returns_the_space() {
     ck.check(
         "fault",
         "full disk: journal",
-        "one aborted entry of kind no-space",
+        "two aborted entries (CLI, D-Bus) of kind no-space",
         &short(&list, 200),
         "no open entry",
-        list.contains("\"aborted\"") && list.contains("\"no-space\""),
+        list.matches("\"aborted\"").count() == 2 && list.matches("\"no-space\"").count() == 2,
     );
     // And with space again, the same apply works.
     std::fs::remove_file(&fill).unwrap();
@@ -1039,7 +1402,7 @@ fn full_disk_fails_cleanly_and_returns_the_space() {
         again.status.success(),
     );
     drop(out);
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 /// Two applies at once: one runs, the other is Busy and names it; recover
@@ -1056,22 +1419,16 @@ fn concurrent_transactions_get_busy() {
     #[cfg(feature = "failpoints")]
     {
         // Hold the first apply inside its transaction (snapshot made,
-        // package installed) for a few seconds.
+        // package installed) until the others have been refused.
+        let hold = sys.dir.path().join("hold-cli");
+        arm(&hold);
         let mut first = apply_cmd(&sys, &simple);
         first
-            .env("FAILPOINTS", "apply::after-install=sleep(6000)")
+            .env("FAILPOINTS", hold_failpoint(&hold))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let child = first.spawn().unwrap();
-        let lock = sys.mnt.join("var/lib/transactional-livepatch/lock");
-        let t0 = std::time::Instant::now();
-        while !(sys.snapshot_path(2).exists()
-            && std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("apply")))
-        {
-            assert!(t0.elapsed().as_secs() < 60, "the first apply never started");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut child = first.spawn().unwrap();
+        wait_held(&hold, || child.try_wait().unwrap().is_none());
         for (case, args) in [
             (
                 "second apply while one runs",
@@ -1092,6 +1449,7 @@ fn concurrent_transactions_get_busy() {
                 &["another transaction is running (apply tlp-livepatch-simple-1-1.x86_64"],
             );
         }
+        release(&hold);
         let out = child.wait_with_output().unwrap();
         ck.check(
             "fault",
@@ -1142,6 +1500,157 @@ fn concurrent_transactions_get_busy() {
     ck.finish();
 }
 
+/// CLI and D-Bus at once: a CLI apply in progress when D-Bus calls arrive,
+/// then a D-Bus apply in progress when CLI commands and a second D-Bus call
+/// arrive. The second gets Busy naming the running one (typed D-Bus error,
+/// exit 15), nothing is corrupted, the first completes. The first is held
+/// at the `hold` failpoint until the test releases it: no durations guessed.
+#[cfg(feature = "failpoints")]
+#[test]
+fn cli_and_dbus_at_once_get_busy() {
+    require!();
+    let sys = TestSystem::new();
+    let mut daemon = Daemon::start(&sys);
+    let mut ck = Checks::default();
+    let cat = "fault";
+    let simple = rpm("tlp-livepatch-simple");
+    let stack_a = rpm("tlp-livepatch-stack-a");
+    let stack_b = rpm("tlp-livepatch-stack-b");
+    let rest = sys.state();
+    let busy = format!("{ERR}.Busy");
+    let unchanged = |same: bool| if same { "yes" } else { "NO" };
+
+    // The CLI first; D-Bus calls arrive while it runs.
+    arm(&daemon.hold);
+    let mut first = apply_cmd(&sys, &simple);
+    first
+        .env("FAILPOINTS", hold_failpoint(&daemon.hold))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = first.spawn().unwrap();
+    wait_held(&daemon.hold, || child.try_wait().unwrap().is_none());
+    let cli_running = "another transaction is running (apply tlp-livepatch-simple-1-1.x86_64";
+    for (case, call) in [
+        ("D-Bus Apply while a CLI apply runs", Call::apply(&stack_a)),
+        (
+            "D-Bus Rollback while a CLI apply runs",
+            Call::Rollback {
+                snapshot: Some(1),
+                boot_only: true,
+            },
+        ),
+        ("D-Bus Recover while a CLI apply runs", Call::Recover),
+    ] {
+        let before = probe(&sys);
+        let r = daemon.call(&call);
+        let same = probe(&sys) == before;
+        ck.check_dbus(
+            cat,
+            case,
+            &format!("{busy} from the call, naming the CLI's apply; nothing changed"),
+            (r.message(), &r.summary()),
+            unchanged(same),
+            matches!(r, CallResult::Refused { .. })
+                && r.error_name() == busy
+                && r.message().contains(cli_running)
+                && same,
+        );
+    }
+    release(&daemon.hold);
+    let out = child.wait_with_output().unwrap();
+    let after = sys.state();
+    ck.check(
+        cat,
+        "the CLI apply finishes after the D-Bus calls",
+        "exit 0, snapshot 2 default and read-only, nothing open, no mount left",
+        &format!(
+            "{:?} default {} {}",
+            out.status.code(),
+            sys.default_number(),
+            error_lines(&out).join(" ")
+        ),
+        &format!("open entries {}", after.open_entries),
+        out.status.success()
+            && sys.default_number() == 2
+            && sys.is_readonly(2)
+            && after.open_entries == 0
+            && after.mounts == rest.mounts,
+    );
+
+    // D-Bus first; CLI commands and a second D-Bus call arrive while it runs.
+    arm(&daemon.hold);
+    let (finished, path) = std::thread::scope(|s| {
+        let first = s.spawn(|| daemon.call(&Call::apply(&stack_a)));
+        wait_held(&daemon.hold, || !first.is_finished());
+        let active = daemon.bus.busctl(
+            None,
+            &["get-property", NAME, PATH, MANAGER, "ActiveTransaction"],
+        );
+        let path = String::from_utf8_lossy(&active.stdout)
+            .trim()
+            .trim_start_matches("o ")
+            .trim_matches('"')
+            .to_string();
+        let dbus_running = "another transaction is running (apply tlp-livepatch-stack-a-1-1";
+        for (case, args) in [
+            (
+                "CLI apply while a D-Bus apply runs",
+                vec!["apply", "--boot-only", stack_b.to_str().unwrap()],
+            ),
+            ("CLI recover while a D-Bus apply runs", vec!["recover"]),
+            (
+                "CLI rollback while a D-Bus apply runs",
+                vec!["rollback", "--boot-only", "1"],
+            ),
+        ] {
+            ck.refusal(
+                &sys,
+                cat,
+                case,
+                &mut sys.tlp_cmd(&args),
+                15,
+                &[dbus_running],
+            );
+        }
+        let before = probe(&sys);
+        let r = daemon.call(&Call::apply(&stack_b));
+        let same = probe(&sys) == before;
+        ck.check_dbus(
+            cat,
+            "second D-Bus Apply while a D-Bus apply runs",
+            &format!("{busy} from the call, naming the running transaction; nothing changed"),
+            (r.message(), &r.summary()),
+            unchanged(same),
+            matches!(r, CallResult::Refused { .. })
+                && r.error_name() == busy
+                && path.starts_with("/org/opensuse/TransactionalLivepatch1/Transaction/")
+                && r.message().contains(&format!("transaction {path} (apply"))
+                && same,
+        );
+        release(&daemon.hold);
+        (first.join().unwrap(), path)
+    });
+    let after = sys.state();
+    ck.check_dbus(
+        cat,
+        "the D-Bus apply finishes after the CLI commands",
+        "Finished(true), snapshot 3 default with stack-a, nothing open, no mount left",
+        (
+            &format!("{path}: default {}", sys.default_number()),
+            &finished.summary(),
+        ),
+        &format!("open entries {}", after.open_entries),
+        matches!(&finished, CallResult::Finished { success: true, path: p, .. } if *p == path)
+            && sys.default_number() == 3
+            && sys.is_readonly(3)
+            && sys.rpm_installed(3, "tlp-livepatch-stack-a")
+            && !sys.rpm_installed(3, "tlp-livepatch-stack-b")
+            && after.open_entries == 0
+            && after.mounts == rest.mounts,
+    );
+    ck.finish_with(&mut daemon);
+}
+
 /// Symlinks planted in the base snapshot that point out of it: the tool
 /// never follows them out (it refuses mount targets that are symlinks, and
 /// resolves every other path inside the snapshot, as the chroot does).
@@ -1149,6 +1658,7 @@ fn concurrent_transactions_get_busy() {
 fn symlinks_in_the_snapshot_never_lead_out() {
     require!();
     let sys = TestSystem::new();
+    let mut daemon = Daemon::start(&sys);
     let mut ck = Checks::default();
     let kver = fixtures().kver.clone();
     let cat = "symlink trick";
@@ -1200,19 +1710,22 @@ fn symlinks_in_the_snapshot_never_lead_out() {
                 .args(["subvolume", "set-default"])
                 .arg(&s),
         );
-        ck.refusal(
+        ck.refusal_both(
             &sys,
+            &daemon,
             cat,
             &format!("/{dir} -> host directory"),
-            &mut apply_cmd(&sys, &rpm("tlp-livepatch-simple")),
-            12,
-            &[&format!("/{dir}: it is a symbolic link")],
+            (
+                &mut apply_cmd(&sys, &rpm("tlp-livepatch-simple")),
+                Call::apply(&rpm("tlp-livepatch-simple")),
+            ),
+            (12, &[&format!("/{dir}: it is a symbolic link")]),
         );
         let same = tree(&host) == before;
         ck.check(
             cat,
             &format!("/{dir} -> host directory: host side"),
-            "untouched",
+            "untouched by the CLI and D-Bus runs",
             &format!("{same}"),
             "n/a",
             same,
@@ -1312,26 +1825,26 @@ fn symlinks_in_the_snapshot_never_lead_out() {
         // Resolved inside the snapshot, the paths are consistent for rpm
         // and the tool, but dracut copies the resolved path into the
         // initrd: the initrd check refuses what would not boot right.
-        ck.refusal(
+        ck.refusal_both(
             &sys,
+            &daemon,
             cat,
             case,
-            &mut apply_cmd(&sys, &rpm(pkg)),
-            17,
-            &["the new initrd lacks"],
+            (&mut apply_cmd(&sys, &rpm(pkg)), Call::apply(&rpm(pkg))),
+            (17, &["the new initrd lacks"]),
         );
         let same = tree(&host) == before;
         ck.check(
             cat,
             &format!("{case}: host side"),
-            "untouched (nothing read as applied, nothing written)",
+            "untouched by the CLI and D-Bus runs (nothing read as applied, nothing written)",
             &format!("{same}"),
             "n/a",
             same,
         );
         unplant(n, rel, h);
     }
-    ck.finish();
+    ck.finish_with(&mut daemon);
 }
 
 // ---------------------------------------------------------------- security
@@ -1500,7 +2013,63 @@ fn non_root_is_refused_for_every_changing_command() {
         "yes",
         existed || !state.exists(),
     );
-    ck.finish();
+
+    // The same through the daemon, as nobody: polkit denies every changing
+    // call (auth_admin_keep, no session, no agent) with the typed error
+    // naming the action, and nothing changes, not even the journal.
+    let mut daemon = Daemon::start(&sys);
+    let denied = format!("{ERR}.NotAuthorized");
+    for (case, call, action) in [
+        ("Apply (boot-only)", Call::apply(&pkg), "apply"),
+        (
+            "Apply (live)",
+            Call::Apply {
+                pkg: pkg.clone(),
+                boot_only: false,
+            },
+            "apply",
+        ),
+        (
+            "Rollback (boot-only, to snapshot 1)",
+            Call::Rollback {
+                snapshot: Some(1),
+                boot_only: true,
+            },
+            "rollback",
+        ),
+        ("Recover", Call::Recover, "recover"),
+    ] {
+        let before = (probe(&sys), journal_files(&sys));
+        let (r, out) = daemon.gdbus_as(NOBODY, &call);
+        let same = (probe(&sys), journal_files(&sys)) == before;
+        let action = format!("org.opensuse.transactionallivepatch.{action}");
+        ck.check_dbus(
+            "security",
+            &format!("nobody: D-Bus {case}"),
+            &format!("{denied} naming {action}; nothing changed"),
+            (r.message(), &r.summary()),
+            if same { "yes (journal too)" } else { "NO" },
+            !out.status.success()
+                && matches!(r, CallResult::Refused { .. })
+                && r.error_name() == denied
+                && r.message().contains(&action)
+                && same,
+        );
+    }
+    let active = daemon.bus.busctl(
+        Some(NOBODY),
+        &["get-property", NAME, PATH, MANAGER, "ActiveTransaction"],
+    );
+    let active = String::from_utf8_lossy(&active.stdout).trim().to_string();
+    ck.check_dbus(
+        "security",
+        "nobody: no transaction started",
+        "ActiveTransaction \"/\", default still 1",
+        (&active, &active),
+        "yes",
+        active == "o \"/\"" && sys.default_number() == 1,
+    );
+    ck.finish_with(&mut daemon);
 }
 
 /// No subprocess is built from a shell string: the source never names a

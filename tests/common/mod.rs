@@ -5,6 +5,8 @@
 //! the matching kernel headers (tests/support/*.sh build and cache them).
 #![allow(dead_code)]
 
+pub mod bus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
