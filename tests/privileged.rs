@@ -304,6 +304,7 @@ fn non_root_is_refused_before_touching_anything() {
 /// The failpoints this tier can reach: a boot-only apply or rollback on a
 /// kernel without livepatching never passes the live step, which the VM tier
 /// covers with power cuts.
+#[cfg(feature = "failpoints")]
 const LIVE_ONLY_POINTS: &[&str] = &["apply::after-live", "rollback::after-live"];
 
 /// After a crash and `recover`: the default is a complete read-only snapshot,
