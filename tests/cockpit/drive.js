@@ -33,6 +33,13 @@ async function main() {
     const expect = (ok, what) => { if (!ok) throw new Error(what); };
     const textOf = async (f, sel) => ((await f.locator(sel).textContent()) || "").trim();
     const drift = process.env.TLP_DRIFT_PATCH;
+    // The end of a transaction: fail at once on an error, not at a timeout.
+    const finished = async (f) => {
+        const r = f.locator("#tlp-result.tlp-success, #tlp-result.tlp-danger");
+        await r.waitFor({ timeout: 600000 });
+        const cls = await r.getAttribute("class");
+        expect(cls.includes("tlp-success"), "transaction failed: " + await r.textContent());
+    };
 
     try {
         await page.goto(url + "/");
@@ -105,7 +112,7 @@ async function main() {
         await f.locator("#tlp-apply").click();
         await f.locator("#tlp-steps li").first().waitFor();
         await shot("06-apply-in-progress");
-        await f.locator("#tlp-result.tlp-success").waitFor({ timeout: 600000 });
+        await finished(f);
         const steps = await f.locator("#tlp-steps li").allTextContents();
         console.log("apply steps: " + JSON.stringify(steps));
         if (steps.length < 3) throw new Error("too few steps shown: " + steps);
@@ -131,7 +138,7 @@ async function main() {
             throw new Error("confirmation does not name the change: " + confirm);
         await shot("08-rollback-confirm");
         await f.locator("#tlp-confirm-yes").click();
-        await f.locator("#tlp-result.tlp-success").waitFor({ timeout: 600000 });
+        await finished(f);
         await f.locator("#tlp-history tbody tr", { hasText: "rollback" }).first().waitFor();
         await f.locator("#tlp-default").filter({ hasText: new RegExp("^(?!" + def1 + "$)\\d+$") }).waitFor();
         const def2 = (await f.locator("#tlp-default").textContent()).trim();
@@ -155,13 +162,17 @@ async function main() {
         expect((await textOf(f, "#tlp-fact-modules")) === "tlp_stack_a", "upload modules");
         await shot("10-upload-inspected-cves");
         await f.locator("#tlp-apply").click();
-        await f.locator("#tlp-result.tlp-success").waitFor({ timeout: 600000 });
+        await finished(f);
         await f.locator("#tlp-history tbody tr", { hasText: "tlp-livepatch-cve" }).first().waitFor();
         const bootRow = f.locator('#tlp-boot tbody tr[data-name="tlp_stack_a"]');
         await bootRow.waitFor();
         const bootCves = await bootRow.locator(".tlp-cves").textContent();
         console.log("boot row CVEs: " + bootCves);
         expect(bootCves === process.env.TLP_CVES.split(",").join(", "), "CVEs at boot: " + bootCves);
+        // The whole page at once (Cockpit's frame is as tall as the window):
+        // the picture the README shows.
+        await page.setViewportSize({ width: 1280, height: 2600 });
+        await f.locator("#tlp-history tbody tr", { hasText: "tlp-livepatch-cve" }).first().scrollIntoViewIfNeeded();
         await shot("11-upload-applied-cves");
 
         // Cockpit's dark theme, switched in the shell's storage, is followed.
