@@ -171,7 +171,7 @@ async function main() {
         expect(bootCves === process.env.TLP_CVES.split(",").join(", "), "CVEs at boot: " + bootCves);
         // The whole page at once (Cockpit's frame is as tall as the window):
         // the picture the README shows.
-        await page.setViewportSize({ width: 1280, height: 2600 });
+        await page.setViewportSize({ width: 1280, height: 1800 });
         await f.locator("#tlp-history tbody tr", { hasText: "tlp-livepatch-cve" }).first().scrollIntoViewIfNeeded();
         await shot("11-upload-applied-cves");
 
