@@ -1,6 +1,10 @@
 /* transactional-livepatch Cockpit page: plain JS on cockpit.js.
- * Reads org.opensuse.TransactionalLivepatch1 on the system bus, changes through
- * Apply/Rollback, and follows the service's signals (no polling). */
+ * Reads org.opensuse.TransactionalLivepatch1 on the system bus; a package is
+ * first checked with Inspect (facts shown for confirmation), then applied with
+ * Apply; Rollback asks for confirmation too. Follows the service's signals (no
+ * polling). An uploaded package goes to the service's SpoolDirectory through
+ * Cockpit's superuser bridge (root-only there) and the service removes it after
+ * its Apply; the page removes it when the user cancels. */
 (function () {
     "use strict";
 
@@ -57,11 +61,20 @@
         return s;
     }
 
+    function alertClass(kind) {
+        var pf = { success: "pf-m-success", danger: "pf-m-danger", warning: "pf-m-warning", info: "pf-m-info" }[kind];
+        return "pf-c-alert pf-m-inline " + pf + " tlp-alert tlp-" + kind;
+    }
+
     function showResult(ok, msg) {
         var el = $("tlp-result");
         el.hidden = false;
-        el.className = "tlp-alert " + (ok ? "tlp-success" : "tlp-danger");
-        text(el, msg);
+        el.className = alertClass(ok ? "success" : "danger");
+        clear(el);
+        var p = document.createElement("p");
+        p.className = "pf-c-alert__title";
+        p.textContent = msg;
+        el.appendChild(p);
     }
 
     function row(tbody, cells) {
@@ -83,10 +96,22 @@
             tbody.removeChild(tbody.firstChild);
     }
 
+    /* A PatternFly label; cls is tlp-ok, tlp-warn or tlp-bad. */
+    var LABEL_COLOUR = { "tlp-ok": "pf-m-green", "tlp-warn": "pf-m-orange", "tlp-bad": "pf-m-red" };
     function badge(label, cls) {
         var s = document.createElement("span");
-        s.className = "tlp-badge " + cls;
-        s.textContent = label;
+        s.className = "pf-c-label " + LABEL_COLOUR[cls] + " " + cls;
+        var c = document.createElement("span");
+        c.className = "pf-c-label__content";
+        c.textContent = label;
+        s.appendChild(c);
+        return s;
+    }
+
+    function cveList(cves) {
+        var s = document.createElement("span");
+        s.className = "tlp-cves";
+        s.textContent = cves && cves.length ? cves.join(", ") : "—";
         return s;
     }
 
@@ -98,8 +123,8 @@
         text($("tlp-default"), String(s.default_snapshot));
         var d = s.drift || { in_sync: true, only_live: [], only_boot: [] };
         var b = $("tlp-drift");
-        b.className = "tlp-badge " + (d.in_sync ? "tlp-ok" : "tlp-warn");
-        text(b, d.in_sync ? "In sync" : "Drift");
+        b.className = "pf-c-label " + (d.in_sync ? "pf-m-green tlp-ok" : "pf-m-orange tlp-warn");
+        text($("tlp-drift-label"), d.in_sync ? "In sync" : "Drift");
         var parts = [];
         if (d.only_live && d.only_live.length)
             parts.push("only in the running kernel: " + d.only_live.join(", "));
@@ -109,23 +134,33 @@
         text($("tlp-reboot"), s.reboot_pending ? "Reboot pending: the next boot uses snapshot " + s.default_snapshot : "No reboot pending");
         $("tlp-reboot").className = s.reboot_pending ? "tlp-warn-text" : "";
 
+        /* CVEs are known from the packages of the default snapshot; a live
+         * patch shows them when the same module is there. */
+        var cvesByName = {};
+        (s.default_livepatches || []).forEach(function (k) {
+            if (k.kernel_release === s.running_kernel)
+                (k.livepatches || []).forEach(function (p) { cvesByName[p.name] = p.cves; });
+        });
         var live = $("tlp-live").tBodies[0];
         clear(live);
         (s.live_livepatches || []).forEach(function (p) {
-            row(live, [p.name, p.enabled ? "enabled" : "disabled", p.transition ? "in transition" : "done"]);
+            row(live, [p.name, p.enabled ? "enabled" : "disabled", p.transition ? "in transition" : "done",
+                cvesByName[p.name] ? cveList(cvesByName[p.name]) : "not in the default snapshot"])
+                    .setAttribute("data-name", p.name);
         });
         if (!live.rows.length)
-            row(live, ["none", "", ""]);
+            row(live, ["none", "", "", ""]);
 
         var boot = $("tlp-boot").tBodies[0];
         clear(boot);
         (s.default_livepatches || []).forEach(function (k) {
             (k.livepatches || []).forEach(function (p) {
-                row(boot, [p.name, p.package || "", k.kernel_release]);
+                row(boot, [p.name, p.package || "", k.kernel_release, cveList(p.cves)])
+                        .setAttribute("data-name", p.name);
             });
         });
         if (!boot.rows.length)
-            row(boot, ["none", "", ""]);
+            row(boot, ["none", "", "", ""]);
 
         var sel = $("tlp-rb-snapshot");
         var keep = sel.value;
@@ -172,7 +207,7 @@
         return function (ex) {
             var el = $("tlp-error");
             el.hidden = false;
-            text(el, where + ": " + describeError(ex.name, ex.message));
+            text(el, where + ": " + describeError(ex.name, ex.message || String(ex)));
         };
     }
 
@@ -196,6 +231,7 @@
     }
 
     function setBusy(b) {
+        $("tlp-inspect").disabled = b;
         $("tlp-apply").disabled = b;
         $("tlp-rollback").disabled = b;
         $("tlp-confirm-yes").disabled = b;
@@ -237,7 +273,7 @@
         }
     }
 
-    function begin(title, method, args) {
+    function begin(title, method, args, onRefused) {
         startProgress(title);
         client.call(PATH, MANAGER, method, args)
                 .then(function (r) {
@@ -245,22 +281,184 @@
                     $("tlp-progress").setAttribute("data-transaction", running);
                 })
                 .catch(function (ex) {
+                    if (onRefused)
+                        onRefused();
                     setBusy(false);
                     $("tlp-progress").hidden = true;
                     showResult(false, describeError(ex.name, ex.message));
                 });
     }
 
-    function apply() {
-        var path = $("tlp-path").value.trim();
-        if (!path) {
-            showResult(false, "Enter the path of a livepatch RPM on the host.");
-            return;
+    /* The package being checked: its path on the host, whether the page put
+     * it into the spool, and what Inspect said. */
+    var pending = null;
+
+    function spoolName() {
+        var rnd = new Uint8Array(8);
+        window.crypto.getRandomValues(rnd);
+        var hex = Array.prototype.map.call(rnd, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+        return "upload-" + Date.now() + "-" + hex + ".rpm";
+    }
+
+    function readFile(file) {
+        return new Promise(function (resolve, reject) {
+            var r = new FileReader();
+            r.onload = function () { resolve(new Uint8Array(r.result)); };
+            r.onerror = function () { reject(r.error); };
+            r.readAsArrayBuffer(file);
+        });
+    }
+
+    /* Upload the chosen file into the service's spool, as root through
+     * Cockpit's superuser bridge; resolves to its path on the host. */
+    function upload(file) {
+        return client.call(PATH, "org.freedesktop.DBus.Properties", "Get", [MANAGER, "SpoolDirectory"])
+                .then(function (r) {
+                    var path = r[0].v + "/" + spoolName();
+                    return readFile(file).then(function (bytes) {
+                        return cockpit.file(path, { binary: true, superuser: "require" }).replace(bytes)
+                                .then(function () { return path; });
+                    });
+                });
+    }
+
+    function removeUpload(path) {
+        return cockpit.file(path, { superuser: "require" }).replace(null)
+                .catch(function () { /* the service removes stale uploads after a day */ });
+    }
+
+    function fact(dl, term, value) {
+        var g = document.createElement("div");
+        g.className = "pf-c-description-list__group";
+        var dt = document.createElement("dt");
+        dt.className = "pf-c-description-list__term";
+        dt.textContent = term;
+        var dd = document.createElement("dd");
+        dd.className = "pf-c-description-list__description";
+        if (value instanceof Node)
+            dd.appendChild(value);
+        else
+            dd.textContent = value;
+        g.appendChild(dt);
+        g.appendChild(dd);
+        dl.appendChild(g);
+        return dd;
+    }
+
+    function showFacts(path, spooled, r) {
+        var d = r.against_default || {};
+        var dl = $("tlp-facts");
+        clear(dl);
+        fact(dl, "Package", r.nevra).id = "tlp-fact-nevra";
+        fact(dl, "File", spooled ? path + " (uploaded; removed after the apply)" : path).id = "tlp-fact-file";
+        fact(dl, "For kernel", r.kernel_release + (d.for_running_kernel ? " (the running kernel)" : " (not the running kernel " + d.running_kernel + ": boot only)")).id = "tlp-fact-kernel";
+        fact(dl, "Livepatch modules", (r.modules || []).map(function (m) { return m.name; }).join(", ")).id = "tlp-fact-modules";
+        fact(dl, "SHA-256", r.sha256).id = "tlp-fact-sha256";
+        fact(dl, "Size", r.size + " bytes");
+        fact(dl, "Signature", { verified: "verified: signed by a key the default snapshot trusts",
+                                unsigned: "unsigned (the configuration allows unsigned packages)",
+                                refused: "refused" }[d.signature] || String(d.signature)).id = "tlp-fact-signature";
+        fact(dl, "Fixes", cveList(r.cves)).id = "tlp-fact-cves";
+        var replaces = d.replaces_package ? r.name + " " + d.replaces_package : "nothing (new package)";
+        if (d.replaces_livepatches && d.replaces_livepatches.length)
+            replaces += "; livepatches " + d.replaces_livepatches.join(", ");
+        fact(dl, "Replaces in snapshot " + d.default_snapshot, replaces).id = "tlp-fact-replaces";
+
+        var v = $("tlp-verdict");
+        clear(v);
+        var p = document.createElement("p");
+        p.className = "pf-c-alert__title";
+        v.appendChild(p);
+        var liveWanted = !$("tlp-apply-bootonly").checked;
+        if (d.refusal) {
+            v.className = alertClass("danger");
+            p.textContent = "Apply would refuse it: " + describeError(ERR + d.refusal.kind, d.refusal.message);
+            $("tlp-apply").hidden = true;
+        } else if (liveWanted && !(d.for_running_kernel && d.livepatch_supported)) {
+            v.className = alertClass("warning");
+            p.textContent = d.livepatch_supported
+                ? "It is not for the running kernel: choose boot only to stage it for the next boot."
+                : "The running kernel cannot load livepatches: choose boot only to stage it for the next boot.";
+            $("tlp-apply").hidden = true;
+        } else {
+            v.className = alertClass("info");
+            p.textContent = "Apply " + r.nevra + " in a new snapshot that becomes the default" +
+                (liveWanted ? ", and load it into the running kernel now?" : " for the next boot only (the running kernel is not changed)?");
+            $("tlp-apply").hidden = false;
         }
+        $("tlp-preflight").hidden = false;
+    }
+
+    function resetPreflight() {
+        $("tlp-preflight").hidden = true;
+        clear($("tlp-facts"));
+        pending = null;
+    }
+
+    /* Step 1: the package to the service's Inspect; its facts for confirmation. */
+    function inspect() {
+        if (pending && pending.spooled)
+            removeUpload(pending.path);
+        resetPreflight();
+        $("tlp-result").hidden = true;
+        var fromUpload = $("tlp-source-upload").checked;
+        var got;
+        if (fromUpload) {
+            var f = $("tlp-upload").files[0];
+            if (!f) {
+                showResult(false, "Choose a livepatch RPM to upload.");
+                return;
+            }
+            got = upload(f).then(function (path) { return { path: path, spooled: true }; });
+        } else {
+            var path = $("tlp-path").value.trim();
+            if (!path) {
+                showResult(false, "Enter the path of a livepatch RPM on the host.");
+                return;
+            }
+            got = Promise.resolve({ path: path, spooled: false });
+        }
+        setBusy(true);
+        got.then(function (p) {
+            pending = p;
+            return client.call(PATH, MANAGER, "Inspect", [p.path, {}]).then(function (r) {
+                setBusy(false);
+                pending.facts = JSON.parse(r[0]);
+                showFacts(p.path, p.spooled, pending.facts);
+            });
+        }).catch(function (ex) {
+            setBusy(false);
+            if (pending && pending.spooled)
+                removeUpload(pending.path);
+            pending = null;
+            if (ex.problem && !ex.name)
+                showResult(false, "Uploading needs administrative access (" + ex.problem + (ex.message ? ": " + ex.message : "") + ")");
+            else
+                showResult(false, describeError(ex.name, ex.message));
+        });
+    }
+
+    function cancelInspect() {
+        if (pending && pending.spooled)
+            removeUpload(pending.path);
+        resetPreflight();
+    }
+
+    /* Step 2, confirmed: Apply what was inspected. */
+    function apply() {
+        if (!pending)
+            return;
         var opts = {};
         if ($("tlp-apply-bootonly").checked)
             opts["boot-only"] = cockpit.variant("b", true);
-        begin("Applying " + path, "Apply", [path, opts]);
+        var p = pending;
+        $("tlp-preflight").hidden = true;
+        pending = null;
+        begin("Applying " + p.facts.nevra, "Apply", [p.path, opts], function () {
+            /* Refused before a transaction began: the service never owned it. */
+            if (p.spooled)
+                removeUpload(p.path);
+        });
     }
 
     function rollbackMode() {
@@ -308,7 +506,11 @@
         perm.addEventListener("changed", showAccess);
         showAccess();
 
+        $("tlp-inspect").addEventListener("click", inspect);
+        $("tlp-inspect-cancel").addEventListener("click", cancelInspect);
         $("tlp-apply").addEventListener("click", apply);
+        $("tlp-upload").addEventListener("change", function () { $("tlp-source-upload").checked = true; });
+        $("tlp-path").addEventListener("input", function () { $("tlp-source-path").checked = true; });
         $("tlp-rollback").addEventListener("click", askRollback);
         $("tlp-confirm-yes").addEventListener("click", rollback);
         $("tlp-confirm-no").addEventListener("click", function () { $("tlp-confirm").hidden = true; });

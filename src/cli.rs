@@ -121,6 +121,11 @@ pub enum Command {
     Inspect {
         /// The livepatch RPM.
         package: PathBuf,
+        /// Also judge it against the default snapshot as `apply` would (its
+        /// trusted keys, installed kernels and packages) and say what it would
+        /// replace or why it would be refused. Changes nothing.
+        #[arg(long)]
+        against_default: bool,
         #[arg(long)]
         json: bool,
     },
@@ -175,7 +180,17 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     emit(&format!("{}\n", serde_json::to_string_pretty(v)?))
 }
 
-fn inspect(package: &std::path::Path, json: bool) -> Result<()> {
+/// `inspect --json`: the package facts, and with `--against-default` the
+/// judgement against the default snapshot in `against_default`.
+#[derive(serde::Serialize)]
+struct InspectReport<'a> {
+    #[serde(flatten)]
+    package: &'a crate::package::PackageFacts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against_default: Option<transaction::Preview>,
+}
+
+fn inspect(package: &std::path::Path, system: Option<&System>, json: bool) -> Result<()> {
     let file = std::fs::File::open(package).map_err(|e| {
         crate::error::failure(
             FailureKind::InvalidPackage,
@@ -183,8 +198,15 @@ fn inspect(package: &std::path::Path, json: bool) -> Result<()> {
         )
     })?;
     let f = crate::package::inspect(&file)?;
+    let preview = match system {
+        Some(sys) => Some(transaction::preview(sys, &file, &f)?),
+        None => None,
+    };
     if json {
-        return print_json(&f);
+        return print_json(&InspectReport {
+            package: &f,
+            against_default: preview,
+        });
     }
     let mut text = format!(
         "{}: livepatch package for kernel {}, {} bytes, sha256 {}{}\n",
@@ -203,6 +225,29 @@ fn inspect(package: &std::path::Path, json: bool) -> Result<()> {
     if !f.cves.is_empty() {
         text.push_str(&format!("  fixes {}\n", f.cves.join(", ")));
     }
+    if let Some(p) = preview {
+        text.push_str(&format!(
+            "against the default snapshot {}: signature {}",
+            p.default_snapshot, p.signature
+        ));
+        if let Some(old) = &p.replaces_package {
+            text.push_str(&format!("; replaces {} {old}", f.name));
+        }
+        if !p.replaces_livepatches.is_empty() {
+            text.push_str(&format!(
+                " (livepatches {})",
+                p.replaces_livepatches.join(", ")
+            ));
+        }
+        text.push_str(&match (&p.refusal, p.for_running_kernel) {
+            (Some(r), _) => format!("; apply would refuse it: {}\n", r.message),
+            (None, true) => "; can be applied live and at boot\n".to_string(),
+            (None, false) => format!(
+                "; for kernel {}, not the running {}: boot only\n",
+                f.kernel_release, p.running_kernel
+            ),
+        });
+    }
     emit(&text)
 }
 
@@ -212,12 +257,20 @@ pub fn run(cli: Cli) -> Result<()> {
         json: cli.progress_json,
         start: std::time::Instant::now(),
     };
-    // Needs no managed system: no configuration is read.
-    if let Command::Inspect { package, json } = &cli.command {
-        return inspect(package, *json);
+    // Needs no managed system (no configuration is read) unless judged against it.
+    if let Command::Inspect {
+        package,
+        json,
+        against_default: false,
+    } = &cli.command
+    {
+        return inspect(package, None, *json);
     }
     let sys = System::new(&cli.root, &cli.kernel_root, cli.config.as_deref())
         .map_err(|e| crate::error::failure(FailureKind::Usage, format!("{e:#}")))?;
+    if let Command::Inspect { package, json, .. } = &cli.command {
+        return inspect(package, Some(&sys), *json);
+    }
     let kernel = System::real_kernel();
     match cli.command {
         Command::Apply {

@@ -28,6 +28,9 @@ pub struct BootPatch {
     pub path: String,
     pub package: Option<String>,
     pub sha256: Option<String>,
+    /// CVE ids its package names (summary, description, changelog,
+    /// /usr/share/livepatch/info/), sorted; empty when none or unknown.
+    pub cves: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +109,24 @@ pub fn status(sys: &System) -> Result<Status> {
     if !kernels.contains(&running) && default.path.join("lib/modules").join(&running).exists() {
         kernels.push(running.clone());
     }
+    // One rpm query per package, not per module.
+    let mut cves_of: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut cves = |package: &Option<String>| -> Vec<String> {
+        let Some(p) = package else {
+            return Vec::new();
+        };
+        cves_of
+            .entry(p.clone())
+            .or_insert_with(|| {
+                crate::package::rpmdb::installed_cves(&default.path, p)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("reading the CVEs of {p}: {e:#}");
+                        None
+                    })
+                    .unwrap_or_default()
+            })
+            .clone()
+    };
     for k in kernels {
         let stack = initrd::read_stack(&default.path, &k)?;
         default_livepatches.push(KernelPatches {
@@ -114,6 +135,7 @@ pub fn status(sys: &System) -> Result<Status> {
                 .into_iter()
                 .map(|s| BootPatch {
                     sha256: module_sha256(&default.path, &s.path),
+                    cves: cves(&s.package),
                     name: s.name,
                     path: s.path,
                     package: s.package,
@@ -263,6 +285,9 @@ pub fn render(s: &Status) -> String {
                 p.package.as_deref().unwrap_or("(unknown package)"),
                 p.sha256.as_deref().map_or("?", |h| &h[..16.min(h.len())])
             );
+            if !p.cves.is_empty() {
+                let _ = writeln!(o, "    fixes {}", p.cves.join(", "));
+            }
         }
     }
     if !any {

@@ -317,35 +317,13 @@ pub fn apply(
             base.number
         );
     }
-    // Trust before anything else about the package is weighed.
-    package::signature::check(
-        &base.path,
-        base.number,
+    judge(
+        &base,
         &file,
         &facts,
         sys.config.packages.require_signature,
+        opts.allow_downgrade,
     )?;
-    if !kernel_installed(&base.path, &kver) {
-        crate::bail_kind!(
-            FailureKind::WrongKernel,
-            "{} is built for kernel {kver}, which is not installed in the default snapshot {}",
-            facts.nevra,
-            base.number
-        );
-    }
-    let already = facts
-        .modules
-        .iter()
-        .all(|m| module_sha256(&base.path, &m.path).as_deref() == Some(m.sha256.as_str()));
-    if already {
-        crate::bail_kind!(
-            FailureKind::AlreadyApplied,
-            "{} is already in the default snapshot {}",
-            facts.nevra,
-            base.number
-        );
-    }
-    check_version(&base, &facts, opts.allow_downgrade)?;
 
     let live_before = if opts.boot_only {
         Vec::new()
@@ -404,6 +382,130 @@ pub fn apply(
             Err(err)
         }
     }
+}
+
+/// The checks of a package against the default snapshot `base` that decide
+/// whether `apply` goes ahead, in apply's order; changes nothing. Trust comes
+/// before anything else about the package is weighed.
+fn judge(
+    base: &Snapshot,
+    file: &std::fs::File,
+    facts: &PackageFacts,
+    require_signature: bool,
+    allow_downgrade: bool,
+) -> Result<()> {
+    package::signature::check(&base.path, base.number, file, facts, require_signature)?;
+    let kver = &facts.kernel_release;
+    if !kernel_installed(&base.path, kver) {
+        crate::bail_kind!(
+            FailureKind::WrongKernel,
+            "{} is built for kernel {kver}, which is not installed in the default snapshot {}",
+            facts.nevra,
+            base.number
+        );
+    }
+    let already = facts
+        .modules
+        .iter()
+        .all(|m| module_sha256(&base.path, &m.path).as_deref() == Some(m.sha256.as_str()));
+    if already {
+        crate::bail_kind!(
+            FailureKind::AlreadyApplied,
+            "{} is already in the default snapshot {}",
+            facts.nevra,
+            base.number
+        );
+    }
+    check_version(base, facts, allow_downgrade)
+}
+
+/// What `apply` would find about a package against the default snapshot,
+/// found without changing anything (`inspect --against-default`, and the
+/// D-Bus `Inspect`): the facts an administrator confirms before applying.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    /// The snapshot the package is judged against (the one apply builds on).
+    pub default_snapshot: u32,
+    pub running_kernel: String,
+    pub livepatch_supported: bool,
+    /// The package targets the running kernel: it can be applied live;
+    /// otherwise only with boot-only.
+    pub for_running_kernel: bool,
+    /// "verified" (signed by a key the default snapshot trusts), "unsigned"
+    /// (accepted by the configuration) or "refused".
+    pub signature: String,
+    /// The edition of the same package in the default snapshot, which the
+    /// apply replaces (rpm -U).
+    pub replaces_package: Option<String>,
+    /// The livepatches of that package the default snapshot loads at boot
+    /// for the package's kernel: the apply replaces them.
+    pub replaces_livepatches: Vec<String>,
+    /// Why apply would refuse the package (kind and message), or null when
+    /// it would go ahead (boot-only at least; see `for_running_kernel`).
+    pub refusal: Option<Refusal>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refusal {
+    pub kind: String,
+    pub message: String,
+}
+
+/// Judge the package behind `file` (described by `facts`) as `apply` would,
+/// against the default snapshot; a refusal is reported, not returned.
+pub fn preview(sys: &System, file: &std::fs::File, facts: &PackageFacts) -> Result<Preview> {
+    let base = sys.snapshots().default_snapshot()?;
+    let sysfs = sys.sysfs();
+    let running = sys.running_kernel()?;
+    let refusal = judge(
+        &base,
+        file,
+        facts,
+        sys.config.packages.require_signature,
+        false,
+    )
+    .err()
+    .map(|e| Refusal {
+        kind: crate::error::kind_of(&e).name().to_string(),
+        message: format!("{e:#}"),
+    });
+    let signature = match &refusal {
+        Some(r) if r.kind == FailureKind::BadSignature.name() => "refused",
+        _ if facts.signed => "verified",
+        _ => "unsigned",
+    };
+    let replaces_package = package::rpmdb::installed(&base.path, &facts.name)?
+        .into_iter()
+        .max_by(package::rpmdb::compare_evr)
+        .map(|evr| evr.to_string());
+    let replaces_livepatches = initrd::read_stack(&base.path, &facts.kernel_release)?
+        .into_iter()
+        .filter(|s| {
+            s.package
+                .as_deref()
+                .and_then(package_name_of_nevra)
+                .is_some_and(|n| n == facts.name)
+        })
+        .map(|s| s.name)
+        .collect();
+    Ok(Preview {
+        default_snapshot: base.number,
+        livepatch_supported: sysfs.supported(),
+        for_running_kernel: facts.kernel_release == running,
+        running_kernel: running,
+        signature: signature.to_string(),
+        replaces_package,
+        replaces_livepatches,
+        refusal,
+    })
+}
+
+/// The name of `name-version-release.arch`.
+fn package_name_of_nevra(nevra: &str) -> Option<&str> {
+    let mut it = nevra.rsplitn(3, '-');
+    let _release_arch = it.next()?;
+    let _version = it.next()?;
+    it.next().filter(|n| !n.is_empty())
 }
 
 /// Compare with the version of the same package in the default snapshot `base`:
@@ -712,6 +814,20 @@ pub fn rollback(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn package_names_of_nevras() {
+        assert_eq!(
+            super::package_name_of_nevra("kernel-livepatch-6_1_0-1-default-3-2.1.x86_64"),
+            Some("kernel-livepatch-6_1_0-1-default")
+        );
+        assert_eq!(
+            super::package_name_of_nevra("tlp-livepatch-simple-1-1.x86_64"),
+            Some("tlp-livepatch-simple")
+        );
+        assert_eq!(super::package_name_of_nevra("1-1.x86_64"), None);
+        assert_eq!(super::package_name_of_nevra("-1-1.x86_64"), None);
+    }
+
     use super::*;
     use crate::livepatch::fake::{Behaviour, FakeKernel, fast, module_file, setup};
 

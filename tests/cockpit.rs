@@ -5,6 +5,20 @@
 //! Chromium through Playwright (tests/cockpit/drive.js). Screenshots of each
 //! step go to target/cockpit-screenshots/.
 //!
+//! The page is driven through: a read-only session (state and drift visible,
+//! inspecting refused); administrative access; a package named by its path
+//! inspected (facts shown) and, confirmed, applied boot-only with progress; a
+//! boot-only rollback; a package uploaded from the browser into the service's
+//! spool, inspected (its CVEs shown) and applied, the upload removed after.
+//!
+//! Drift: the host kernel cannot livepatch, so the daemon's hidden
+//! `--kernel-root` points at a small tree that stands in for the running
+//! kernel's /proc and /sys: it runs the test image's kernel release and has a
+//! livepatch enabled (`tlp_stack_b`) that the default snapshot does not load
+//! at boot. Only the status read from it is exercised here (every change in
+//! this test is boot-only); loading livepatches into a real kernel is proven
+//! in the VM tier (tests/vm/).
+//!
 //! Run as root. The system bus socket must be free (nothing else may run a
 //! system bus on this machine while this test runs).
 
@@ -42,7 +56,15 @@ fn cockpit_prerequisites() -> bool {
     if !nix::unistd::geteuid().is_root() {
         missing.push("root".to_string());
     }
-    for c in ["dbus-daemon", "node", "npm", "sudo", "useradd", "chpasswd"] {
+    for c in [
+        "dbus-daemon",
+        "node",
+        "npm",
+        "sudo",
+        "useradd",
+        "chpasswd",
+        "rpmbuild",
+    ] {
         if !have(c) {
             missing.push(c.to_string());
         }
@@ -96,6 +118,90 @@ fn playwright() {
     );
 }
 
+/// The livepatch that stands in for the running kernel's, present live but
+/// not in the default snapshot: drift.
+const DRIFT_PATCH: &str = "tlp_stack_b";
+/// The CVE ids the uploaded package names: one in its changelog, one in its
+/// /usr/share/livepatch/info/ file.
+const CVE_CHANGELOG: &str = "CVE-2026-31337";
+const CVE_INFO: &str = "CVE-2026-4242";
+
+/// A livepatch package that names CVEs, built with rpmbuild from the test
+/// module tlp_stack_a.ko (as SUSE's packages do: a changelog entry and a file
+/// under /usr/share/livepatch/info/).
+fn build_cve_package(dir: &Path) -> PathBuf {
+    let f = fixtures();
+    let ko = f.rpms.join("modules/tlp_stack_a.ko");
+    assert!(ko.exists(), "{} missing", ko.display());
+    let top = dir.join("rpmbuild");
+    std::fs::create_dir_all(top.join("SOURCES")).unwrap();
+    std::fs::copy(&ko, top.join("SOURCES/tlp_stack_a.ko")).unwrap();
+    let kver = &f.kver;
+    let spec = format!(
+        r#"%define _build_id_links none
+%define debug_package %{{nil}}
+%define __strip /bin/true
+%global __os_install_post %{{nil}}
+Name: tlp-livepatch-cve
+Version: 1
+Release: 1
+Summary: transactional-livepatch test fixture: a livepatch naming CVEs
+License: GPL-2.0-only
+AutoReqProv: no
+
+%description
+Test fixture for the Cockpit page: the module of tlp-livepatch-stack-a,
+with CVE ids in the changelog and in /usr/share/livepatch/info/.
+
+%install
+install -D -m 0644 %{{_sourcedir}}/tlp_stack_a.ko %{{buildroot}}/lib/modules/{kver}/livepatch/tlp_stack_a.ko
+mkdir -p %{{buildroot}}/usr/share/livepatch/info
+echo "Fixes {CVE_INFO} (test)" > %{{buildroot}}/usr/share/livepatch/info/tlp-livepatch-cve.txt
+
+%files
+/lib/modules/{kver}/livepatch/tlp_stack_a.ko
+/usr/share/livepatch/info/tlp-livepatch-cve.txt
+
+%changelog
+* Mon Nov 23 2026 Test <test@example.org> - 1-1
+- Fix {CVE_CHANGELOG} in a test function (test fixture).
+"#
+    );
+    let spec_path = top.join("tlp-livepatch-cve.spec");
+    std::fs::write(&spec_path, spec).unwrap();
+    run_ok(
+        Command::new("rpmbuild")
+            .args(["--quiet", "-bb", "--define"])
+            .arg(format!("_topdir {}", top.display()))
+            .arg(&spec_path),
+    );
+    let rpm = top.join("RPMS/x86_64/tlp-livepatch-cve-1-1.x86_64.rpm");
+    assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
+    rpm
+}
+
+/// The stand-in for the running kernel's /proc and /sys (see the module
+/// documentation): the image's kernel release, one livepatch enabled.
+fn drifting_kernel_root(dir: &Path) -> PathBuf {
+    let k = dir.join("kernel-root");
+    let patch = k.join("sys/kernel/livepatch").join(DRIFT_PATCH);
+    std::fs::create_dir_all(&patch).unwrap();
+    std::fs::write(patch.join("enabled"), "1\n").unwrap();
+    std::fs::write(patch.join("transition"), "0\n").unwrap();
+    std::fs::create_dir_all(k.join("proc/sys/kernel")).unwrap();
+    std::fs::write(
+        k.join("proc/sys/kernel/osrelease"),
+        format!("{}\n", fixtures().kver),
+    )
+    .unwrap();
+    std::fs::write(
+        k.join("proc/modules"),
+        format!("{DRIFT_PATCH} 16384 1 - Live 0x0000000000000000 (K)\n"),
+    )
+    .unwrap();
+    k
+}
+
 /// Processes started here, stopped (by pid) in reverse order when dropped.
 struct Procs(Vec<(String, Child)>);
 
@@ -112,12 +218,16 @@ impl Drop for Procs {
 }
 
 /// Files put into system directories for the test, removed after.
-struct Installed(Vec<PathBuf>);
+/// Files replaced for the test, with what was there before (put back after).
+struct Installed(Vec<PathBuf>, Vec<(PathBuf, Vec<u8>)>);
 
 impl Drop for Installed {
     fn drop(&mut self) {
         for p in &self.0 {
             let _ = std::fs::remove_file(p);
+        }
+        for (p, old) in &self.1 {
+            let _ = std::fs::write(p, old);
         }
     }
 }
@@ -205,6 +315,9 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         .tempdir()
         .unwrap();
     let d = dir.path();
+    let cve_pkg = build_cve_package(d);
+    let kernel_root = drifting_kernel_root(d);
+    let spool = sys.mnt.join("var/lib/transactional-livepatch/spool");
     let services = d.join("services");
     let policy_dir = d.join("system.d");
     std::fs::create_dir_all(&services).unwrap();
@@ -220,8 +333,9 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         .map(|l| {
             if l.starts_with("Exec=") {
                 format!(
-                    "Exec={BIN} --root {} daemon --idle-exit 120",
-                    sys.mnt.display()
+                    "Exec={BIN} --root {} --kernel-root {} daemon --idle-exit 120",
+                    sys.mnt.display(),
+                    kernel_root.display()
                 )
             } else {
                 l.to_string()
@@ -263,13 +377,16 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
     std::fs::write(d.join("bus.conf"), config).unwrap();
     std::fs::create_dir_all("/run/dbus").unwrap();
     let _ = std::fs::remove_file(SYSTEM_SOCKET);
-    let mut installed = Installed(vec![PathBuf::from(SYSTEM_SOCKET)]);
+    let mut installed = Installed(vec![PathBuf::from(SYSTEM_SOCKET)], Vec::new());
+    // This tree's actions (an installed or older file may lack one, e.g.
+    // .inspect); whatever was there comes back afterwards.
     let policy_target = Path::new(ACTIONS_DIR).join(POLICY_FILE);
-    if !policy_target.exists() {
-        std::fs::create_dir_all(ACTIONS_DIR).unwrap();
-        std::fs::copy(repo().join("dbus").join(POLICY_FILE), &policy_target).unwrap();
-        installed.0.push(policy_target);
+    match std::fs::read(&policy_target) {
+        Ok(old) => installed.1.push((policy_target.clone(), old)),
+        Err(_) => installed.0.push(policy_target.clone()),
     }
+    std::fs::create_dir_all(ACTIONS_DIR).unwrap();
+    std::fs::copy(repo().join("dbus").join(POLICY_FILE), &policy_target).unwrap();
     let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
     let mut procs = Procs(Vec::new());
     procs.0.push((
@@ -329,6 +446,10 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         .env("TLP_USER", USER)
         .env("TLP_PASS", PASS)
         .env("TLP_PKG", &pkg)
+        .env("TLP_UPLOAD", &cve_pkg)
+        .env("TLP_KVER", &fixtures().kver)
+        .env("TLP_DRIFT_PATCH", DRIFT_PATCH)
+        .env("TLP_CVES", format!("{CVE_INFO},{CVE_CHANGELOG}"))
         .env("TLP_SHOTS", &shots)
         .env("CHROMIUM", CHROMIUM)
         .output()
@@ -371,4 +492,42 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
     let journal = sys.tlp_ok(&["list", "--json"]);
     assert!(journal.contains("tlp-livepatch-simple"), "{journal}");
     assert!(journal.contains("\"rollback\""), "{journal}");
+    assert!(
+        journal.contains("tlp-livepatch-cve-1-1.x86_64"),
+        "{journal}"
+    );
+    // The upload served its one transaction and is gone; the spool stays
+    // root-only.
+    let uploaded = text
+        .lines()
+        .find_map(|l| l.strip_prefix("uploaded to: "))
+        .expect("the browser run names the spooled file");
+    assert!(
+        uploaded.starts_with(&format!("{}/upload-", spool.display())),
+        "{uploaded}"
+    );
+    assert!(
+        !Path::new(uploaded).exists(),
+        "{uploaded} left in the spool"
+    );
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().flatten().collect();
+    assert!(left.is_empty(), "spool not empty: {left:?}");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&spool).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o700));
+    // The default snapshot now boots the uploaded livepatch, and its package
+    // names the CVEs the page showed.
+    let st: serde_json::Value = serde_json::from_str(&sys.tlp_ok(&[
+        "--kernel-root",
+        kernel_root.to_str().unwrap(),
+        "status",
+        "--json",
+    ]))
+    .unwrap();
+    let boot = st["default_livepatches"].to_string();
+    assert!(
+        boot.contains(CVE_INFO) && boot.contains(CVE_CHANGELOG),
+        "{boot}"
+    );
+    assert_eq!(st["drift"]["only_live"], serde_json::json!([DRIFT_PATCH]));
 }

@@ -261,7 +261,9 @@ fn unprivileged_callers_read_status_and_are_denied_changes_by_polkit() {
     let pkg = rpm("tlp-livepatch-simple");
     let before = sys.state();
     let denied = format!("GDBus.Error:{ERR}.NotAuthorized");
-    let calls: [(&str, Vec<&str>); 4] = [
+    // Inspect too: it would read the named file with root's rights.
+    let calls: [(&str, Vec<&str>); 5] = [
+        ("Inspect", vec![pkg.to_str().unwrap(), "{}"]),
         (
             "Apply",
             vec![pkg.to_str().unwrap(), "{'boot-only': <true>}"],
@@ -525,6 +527,78 @@ fn a_changing_call_while_the_cli_holds_the_lock_gets_busy() {
         "{}",
         out_text(&out)
     );
+}
+
+#[test]
+fn root_inspects_a_package_as_apply_would_and_nothing_changes() {
+    require!(true);
+    let sys = TestSystem::new();
+    let bus = Bus::start(&sys.mnt, 60);
+    let before = sys.state();
+    let pkg = rpm("tlp-livepatch-simple");
+    let inspect = |path: &str| bus.busctl_call(None, "Inspect", &["sa{sv}", path, "0"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&busctl_string(&inspect(pkg.to_str().unwrap()))).unwrap();
+    // The document `inspect --against-default --json` prints for the file.
+    let cli: serde_json::Value = serde_json::from_str(&sys.tlp_ok(&[
+        "inspect",
+        pkg.to_str().unwrap(),
+        "--against-default",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(doc, cli);
+    assert_eq!(doc["nevra"], "tlp-livepatch-simple-1-1.x86_64");
+    assert_eq!(doc["kernel_release"], fixtures().kver.as_str());
+    assert_eq!(doc["modules"][0]["name"], "tlp_simple");
+    let d = &doc["against_default"];
+    assert_eq!(d["default_snapshot"], 1, "{d}");
+    assert_eq!(d["signature"], "unsigned", "{d}");
+    assert_eq!(d["replaces_package"], serde_json::Value::Null, "{d}");
+    assert_eq!(d["refusal"], serde_json::Value::Null, "{d}");
+    // A package its own modules contradict (built for another kernel than
+    // the one it installs for): the typed error of preflight, as for Apply.
+    let wrong = rpm("tlp-wrongkver");
+    let out = bus.gdbus_call(
+        None,
+        PATH,
+        &format!("{MANAGER}.Inspect"),
+        &[wrong.to_str().unwrap(), "{}"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{ERR}.WrongKernel")) && err.contains("9.9.9-1-default"),
+        "{}",
+        out_text(&out)
+    );
+    // Paths are opened as for Apply: no symlink, absolute, typed errors.
+    let link = bus.dir.path().join("link.rpm");
+    std::os::unix::fs::symlink(&pkg, &link).unwrap();
+    for (path, words) in [
+        (link.to_str().unwrap(), "symbolic link"),
+        ("relative.rpm", "absolute"),
+    ] {
+        let out = bus.gdbus_call(None, PATH, &format!("{MANAGER}.Inspect"), &[path, "{}"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{ERR}.InvalidPackage")) && err.contains(words),
+            "{path}: {}",
+            out_text(&out)
+        );
+    }
+    assert_eq!(sys.state(), before, "Inspect changed the system");
+    // The upload spool the service prepared: root's, 0700, empty.
+    let spool = bus.busctl(
+        None,
+        &["get-property", NAME, PATH, MANAGER, "SpoolDirectory"],
+    );
+    let spool = String::from_utf8_lossy(&spool.stdout).trim().to_string();
+    let want = sys.mnt.join("var/lib/transactional-livepatch/spool");
+    assert_eq!(spool, format!("s \"{}\"", want.display()));
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(&want).unwrap();
+    assert!(m.is_dir());
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o700));
 }
 
 #[test]

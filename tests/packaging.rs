@@ -276,6 +276,7 @@ fn full_status() -> tlp::status::Status {
                 path: "/lib/modules/6.1.0-1-amd64/livepatch/livepatch_x.ko".into(),
                 package: Some("kernel-livepatch-x-1-1.x86_64".into()),
                 sha256: Some(sha('b')),
+                cves: vec!["CVE-2026-0002".into()],
             }],
         }],
         live_livepatches: vec![LiveStatus {

@@ -119,9 +119,10 @@ impl Manager {
 }
 
 /// transactional-livepatch: kernel livepatches applied as one transaction on a
-/// btrfs snapshot root, so that what runs equals what boots. Reading needs no
-/// authorization; Apply, Rollback and Recover are authorized by polkit (actions
-/// org.opensuse.transactionallivepatch.apply, .rollback, .recover). Errors are
+/// btrfs snapshot root, so that what runs equals what boots. Reading the state
+/// needs no authorization; Inspect, Apply, Rollback and Recover are authorized
+/// by polkit (actions org.opensuse.transactionallivepatch.inspect, .apply,
+/// .rollback, .recover). Errors are
 /// org.opensuse.TransactionalLivepatch1.Error.NAME, NAME being a failure kind
 /// of the command line (NotAuthorized, Busy, InvalidPackage, KernelUnsupported, ...).
 #[interface(name = "org.opensuse.TransactionalLivepatch1.Manager")]
@@ -155,6 +156,32 @@ impl Manager {
         let s = self.shared.status().await?;
         serde_json::to_string_pretty(&s.snapshots)
             .map_err(|e| DaemonError::new(FailureKind::Internal, e.to_string()))
+    }
+
+    /// Check the livepatch RPM at `package` as Apply would, changing nothing,
+    /// and return what was learned as JSON, the document `transactional-livepatch
+    /// inspect --against-default --json` prints: name, NEVRA, target kernel,
+    /// livepatch modules, digests, CVEs, and in "against_default" the signature
+    /// verdict, what it would replace in the default snapshot and why Apply
+    /// would refuse it. Authorized by polkit (action
+    /// org.opensuse.transactionallivepatch.inspect: the file is read with the
+    /// service's rights); the path is opened once, as for Apply. No options yet.
+    async fn inspect(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        package: &str,
+        options: Options,
+    ) -> Result<String, DaemonError> {
+        self.shared.touch();
+        check_keys(&options, &[])?;
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| DaemonError::new(FailureKind::NotAuthorized, "call without a sender"))?
+            .to_owned();
+        polkit::authorize(conn, &sender, polkit::ACTION_INSPECT).await?;
+        let file = open_package(Path::new(package))?;
+        super::transaction::inspect(&self.shared.opts, file).await
     }
 
     /// Apply the livepatch RPM at `package` (an absolute path to a regular
@@ -269,6 +296,16 @@ impl Manager {
             .filter(|k| k.kernel_release == s.running_kernel)
             .flat_map(|k| k.livepatches.iter().map(|p| p.name.clone()))
             .collect())
+    }
+
+    /// The directory a client with administrative access uploads a package to
+    /// before Inspect and Apply (root-only, on the shared /var). A package
+    /// there is removed when its Apply has finished.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn spool_directory(&self) -> String {
+        super::spool_dir(&self.shared.opts.root)
+            .display()
+            .to_string()
     }
 
     /// The version of this service.

@@ -35,6 +35,77 @@ pub const TRANSACTION_PATH: &str = "/org/opensuse/TransactionalLivepatch1/Transa
 pub const MANAGER_INTERFACE: &str = "org.opensuse.TransactionalLivepatch1.Manager";
 pub const TRANSACTION_INTERFACE: &str = "org.opensuse.TransactionalLivepatch1.Transaction";
 
+/// Where a client with administrative access (Cockpit, as root) uploads a
+/// package for Inspect and Apply, below the managed root: root-only (0700), on
+/// the shared /var so that every snapshot sees the same. The daemon removes a
+/// spooled package when the Apply of it has finished, and at start any
+/// spooled file older than [`SPOOL_MAX_AGE`] (an upload nobody applied).
+pub const SPOOL_DIR: &str = "var/lib/transactional-livepatch/spool";
+const SPOOL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The spool directory of the system at `root`.
+pub fn spool_dir(root: &std::path::Path) -> PathBuf {
+    root.join(SPOOL_DIR)
+}
+
+/// Whether `package` names a file directly in the spool of `root`.
+pub fn in_spool(root: &std::path::Path, package: &std::path::Path) -> bool {
+    package.parent() == Some(spool_dir(root).as_path())
+        && package
+            .file_name()
+            .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+}
+
+/// Create the spool if needed (0700 root) and drop stale uploads. A spool
+/// that is not a root-owned directory reachable without a symlink is left
+/// alone and reported: nothing is ever removed through it.
+fn prepare_spool(root: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = spool_dir(root);
+    let state = dir.parent().context("spool parent")?;
+    if !root.join("var").is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state)
+        .with_context(|| format!("creating {}", state.display()))?;
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let meta =
+        std::fs::symlink_metadata(&dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is not a directory of root's with mode 0700; uploads through it are not served",
+            dir.display()
+        );
+    }
+    for e in std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+    {
+        let Ok(m) = e.path().symlink_metadata() else {
+            continue;
+        };
+        let old = m
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > SPOOL_MAX_AGE);
+        if m.is_file() && old {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!("removed the stale upload {}", e.path().display()),
+                Err(err) => tracing::warn!("removing {}: {err}", e.path().display()),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finished transaction objects kept for late readers; older ones are removed.
 const KEEP_FINISHED: usize = 10;
 /// How long a status read serves later property reads.
@@ -261,6 +332,9 @@ pub fn serve(opts: DaemonOptions) -> Result<()> {
 
 async fn serve_async(opts: DaemonOptions) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    if let Err(e) = prepare_spool(&opts.root) {
+        tracing::warn!("the upload spool: {e:#}");
+    }
     let shared = Arc::new(Shared::new(opts));
     let manager = manager::Manager {
         shared: shared.clone(),
@@ -298,4 +372,25 @@ async fn serve_async(opts: DaemonOptions) -> Result<()> {
         conn.graceful_shutdown().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn only_files_directly_in_the_spool_are_spooled() {
+        let root = Path::new("/sysroot");
+        let spool = "/sysroot/var/lib/transactional-livepatch/spool";
+        assert!(in_spool(root, Path::new(&format!("{spool}/upload-1.rpm"))));
+        assert!(!in_spool(root, Path::new(&format!("{spool}/.hidden.rpm"))));
+        assert!(!in_spool(root, Path::new(&format!("{spool}/../lock"))));
+        assert!(!in_spool(root, Path::new(&format!("{spool}/sub/x.rpm"))));
+        assert!(!in_spool(
+            root,
+            Path::new("/var/lib/transactional-livepatch/spool/x.rpm")
+        ));
+        assert!(!in_spool(root, Path::new(spool)));
+    }
 }

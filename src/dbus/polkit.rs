@@ -14,6 +14,10 @@ use zbus::{Connection, Variant, names::UniqueName};
 pub const ACTION_APPLY: &str = "org.opensuse.transactionallivepatch.apply";
 pub const ACTION_ROLLBACK: &str = "org.opensuse.transactionallivepatch.rollback";
 pub const ACTION_RECOVER: &str = "org.opensuse.transactionallivepatch.recover";
+/// Inspect reads a file the caller names with the daemon's rights (root):
+/// without authorization it would tell anyone facts about files only root
+/// may read (their existence, digests, file lists).
+pub const ACTION_INSPECT: &str = "org.opensuse.transactionallivepatch.inspect";
 
 /// CheckAuthorization flag: an authentication agent may ask the user.
 const ALLOW_USER_INTERACTION: u32 = 1;

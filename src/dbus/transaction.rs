@@ -338,10 +338,72 @@ pub(super) async fn run(
         let _ = t.report_changed(emitter).await;
         let _ = t.percent_changed(emitter).await;
     }
+    // A package uploaded to the spool served this one transaction.
+    if let Operation::Apply { package, .. } = &op
+        && super::in_spool(&shared.opts.root, package)
+    {
+        match std::fs::remove_file(package) {
+            Ok(()) => tracing::info!("{path}: removed {} from the spool", package.display()),
+            Err(e) => tracing::warn!("{path}: removing {}: {e}", package.display()),
+        }
+    }
     // Free the slot first: a client that reacts to Finished by starting the
     // next transaction must not be told Busy.
     shared.finish(&conn, &path).await;
     let _ = Transaction::finished(emitter, outcome.success, &name, &outcome.message).await;
+}
+
+/// This tool as a child, pointed at the daemon's system. /proc/self/exe: the
+/// very binary (and library) this daemon runs, even if an update replaced the
+/// file meanwhile.
+pub(super) fn tool_command(opts: &super::DaemonOptions) -> tokio::process::Command {
+    let mut cmd = crate::cmd::async_command("/proc/self/exe");
+    cmd.arg0("transactional-livepatch")
+        .arg("--root")
+        .arg(&opts.root)
+        .arg("--kernel-root")
+        .arg(&opts.kernel_root);
+    if let Some(c) = &opts.config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd
+}
+
+/// `inspect --against-default --json` of the package behind `package` (the
+/// handle the daemon opened), in a child: a package is parsed outside the
+/// daemon, as for an apply. Returns the JSON document, or the child's typed
+/// error.
+pub(super) async fn inspect(
+    opts: &super::DaemonOptions,
+    package: File,
+) -> Result<String, super::error::DaemonError> {
+    use super::error::DaemonError;
+    let mut cmd = tool_command(opts);
+    cmd.args(["inspect", "/dev/stdin", "--against-default", "--json"])
+        .stdin(Stdio::from(package))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| DaemonError::new(FailureKind::Internal, format!("starting inspect: {e}")))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string());
+    }
+    let kind = out
+        .status
+        .code()
+        .and_then(FailureKind::from_exit_code)
+        .unwrap_or(FailureKind::Internal);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let message = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("inspect failed ({})", out.status));
+    Err(DaemonError::new(kind, message))
 }
 
 async fn drive(
@@ -352,17 +414,7 @@ async fn drive(
 ) -> anyhow::Result<Outcome> {
     use anyhow::Context;
     let emitter = iface.signal_emitter();
-    // /proc/self/exe: the very binary (and library) this daemon runs, even
-    // if an update replaced the file meanwhile.
-    let mut cmd = crate::cmd::async_command("/proc/self/exe");
-    cmd.arg0("transactional-livepatch")
-        .arg("--root")
-        .arg(&shared.opts.root)
-        .arg("--kernel-root")
-        .arg(&shared.opts.kernel_root);
-    if let Some(c) = &shared.opts.config {
-        cmd.arg("--config").arg(c);
-    }
+    let mut cmd = tool_command(&shared.opts);
     cmd.arg("--progress-json")
         .args(op.args())
         .stdin(match package {

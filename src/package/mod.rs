@@ -43,8 +43,8 @@ pub use header::MAX_HEADER_SIZE;
 /// Largest kernel module read into memory.
 pub const MAX_MODULE_SIZE: u64 = 256 << 20;
 /// Largest `/usr/share/livepatch/info/*` file scanned for CVE ids.
-const MAX_INFO_SIZE: u64 = 1 << 20;
-const INFO_DIR: &str = "/usr/share/livepatch/info/";
+pub(crate) const MAX_INFO_SIZE: u64 = 1 << 20;
+pub(crate) const INFO_DIR: &str = "/usr/share/livepatch/info/";
 const READ_BUFFER: usize = 64 << 10;
 
 /// One livepatch kernel module in the package.

@@ -94,6 +94,56 @@ pub fn installed(snapshot_root: &Path, name: &str) -> Result<Vec<Evr>> {
     Ok(text.lines().filter_map(Evr::parse).collect())
 }
 
+/// The CVE ids an installed package names, as preflight finds them in a
+/// package file: summary, description, changelog, and its files under
+/// `/usr/share/livepatch/info/` (read inside the snapshot, at most 1 MiB
+/// each). `nevra` is `name-version-release.arch`; None when not installed.
+pub fn installed_cves(snapshot_root: &Path, nevra: &str) -> Result<Option<Vec<String>>> {
+    use std::io::Read;
+    const FILES: &str = "\u{1}files\u{1}";
+    let out = rpm_command("rpm", snapshot_root)?
+        .args([
+            "-q",
+            "--qf",
+            "%{SUMMARY}\\n%{DESCRIPTION}\\n[%{CHANGELOGTEXT}\\n]\u{1}files\u{1}\\n[%{FILENAMES}\\n]",
+            "--",
+        ])
+        .arg(nevra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .with_context(|| format!("querying the rpm database of {}", snapshot_root.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        if text.contains("is not installed") {
+            return Ok(None);
+        }
+        anyhow::bail!(
+            "`rpm -q {nevra}` in {} failed: {}",
+            snapshot_root.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let (head, files) = text.split_once(FILES).unwrap_or((&text, ""));
+    let mut all = head.to_string();
+    let root = Root::open(snapshot_root)?;
+    for f in files
+        .lines()
+        .filter(|f| f.starts_with(super::INFO_DIR) && !f.contains("/../"))
+    {
+        // Inside the snapshot only (a symlink never leads out); a file the
+        // package lists but that is gone or unreadable names nothing.
+        if let Ok(h) = root.open_read(f) {
+            let mut buf = Vec::new();
+            if h.take(super::MAX_INFO_SIZE).read_to_end(&mut buf).is_ok() {
+                all.push('\n');
+                all.push_str(&String::from_utf8_lossy(&buf));
+            }
+        }
+    }
+    Ok(Some(super::find_cves(&all)))
+}
+
 /// The order of two version (or release) strings, by rpm's rules: segments of
 /// digits compare numerically and are newer than letters, letters compare
 /// as strings, other characters only separate; `~` sorts before anything

@@ -1,5 +1,9 @@
 // Drives a real headless Chromium through Cockpit for tests/cockpit.rs.
-// Env: TLP_URL, TLP_USER, TLP_PASS, TLP_PKG, TLP_SHOTS, CHROMIUM.
+// Env: TLP_URL, TLP_USER, TLP_PASS, TLP_PKG (a package path on the host),
+// TLP_UPLOAD (a package uploaded from the browser), TLP_KVER (the running
+// kernel the daemon sees), TLP_DRIFT_PATCH (live there, not at boot),
+// TLP_CVES (comma-separated, named by the uploaded package), TLP_SHOTS,
+// CHROMIUM.
 // Prints "STEP name" lines; exits non-zero on the first failed expectation.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -26,6 +30,16 @@ async function main() {
         console.log(`STEP ${name}`);
     };
     const frame = () => page.frameLocator('iframe[name$="transactional-livepatch"]');
+    const expect = (ok, what) => { if (!ok) throw new Error(what); };
+    const textOf = async (f, sel) => ((await f.locator(sel).textContent()) || "").trim();
+    const drift = process.env.TLP_DRIFT_PATCH;
+    // The end of a transaction: fail at once on an error, not at a timeout.
+    const finished = async (f) => {
+        const r = f.locator("#tlp-result.tlp-success, #tlp-result.tlp-danger");
+        await r.waitFor({ timeout: 600000 });
+        const cls = await r.getAttribute("class");
+        expect(cls.includes("tlp-success"), "transaction failed: " + await r.textContent());
+    };
 
     try {
         await page.goto(url + "/");
@@ -42,12 +56,22 @@ async function main() {
         await f.locator("#tlp-access").waitFor({ state: "visible" });
         const def0 = (await f.locator("#tlp-default").textContent()).trim();
         console.log(`default snapshot before: ${def0}`);
+        // Drift: the running kernel (the stand-in tree) has a livepatch the
+        // default snapshot does not boot.
+        expect(await textOf(f, "#tlp-kernel") === process.env.TLP_KVER, "running kernel shown: " + await textOf(f, "#tlp-kernel"));
+        await f.locator("#tlp-drift.tlp-warn", { hasText: "Drift" }).waitFor();
+        const drift0 = await textOf(f, "#tlp-drift-detail");
+        console.log("drift before: " + drift0);
+        expect(drift0 === "only in the running kernel: " + drift, "drift detail: " + drift0);
+        await f.locator(`#tlp-live tbody tr[data-name="${drift}"]`, { hasText: "not in the default snapshot" }).waitFor();
+        // Inspecting reads a file with root's rights: refused without administrative access.
         await f.locator("#tlp-path").fill(process.env.TLP_PKG);
         await f.locator("#tlp-apply-bootonly").check();
-        await f.locator("#tlp-apply").click();
+        await f.locator("#tlp-inspect").click();
         await f.locator("#tlp-result.tlp-danger").filter({ hasText: "NotAuthorized" }).waitFor();
         console.log("read-only result: " + await f.locator("#tlp-result").textContent());
-        await shot("02-read-only-apply-refused");
+        expect(await f.locator("#tlp-preflight").isHidden(), "facts shown to a read-only session");
+        await shot("02-read-only-inspect-refused");
 
         // Switch to administrative access (sudo).
         await page.locator("#super-user-indicator button, button:has-text('Limited access')").first().click();
@@ -63,13 +87,32 @@ async function main() {
         await f.locator("#tlp-access").waitFor({ state: "hidden" });
         await shot("04-page-admin-state");
 
-        // Boot-only apply, with progress from the signals.
+        // Inspect first: the facts, then the confirmation.
         await f.locator("#tlp-path").fill(process.env.TLP_PKG);
         await f.locator("#tlp-apply-bootonly").check();
+        await f.locator("#tlp-inspect").click();
+        await f.locator("#tlp-preflight").waitFor({ state: "visible" });
+        const facts = {};
+        for (const k of ["nevra", "file", "kernel", "modules", "signature", "cves", "replaces"])
+            facts[k] = await textOf(f, "#tlp-fact-" + k);
+        console.log("inspect facts: " + JSON.stringify(facts));
+        expect(facts.nevra === "tlp-livepatch-simple-1-1.x86_64", "nevra");
+        expect(facts.file === process.env.TLP_PKG, "file");
+        expect(facts.kernel.startsWith(process.env.TLP_KVER + " (the running kernel)"), "kernel");
+        expect(facts.modules === "tlp_simple", "modules");
+        expect(facts.signature.startsWith("unsigned"), "signature");
+        expect(facts.cves === "—", "cves");
+        expect(facts.replaces === "nothing (new package)", "replaces");
+        const verdict = await textOf(f, "#tlp-verdict");
+        console.log("verdict: " + verdict);
+        expect(verdict.includes("for the next boot only"), "verdict: " + verdict);
+        await shot("05-inspect-facts-confirm");
+
+        // Confirmed: boot-only apply, with progress from the signals.
         await f.locator("#tlp-apply").click();
         await f.locator("#tlp-steps li").first().waitFor();
-        await shot("05-apply-in-progress");
-        await f.locator("#tlp-result.tlp-success").waitFor({ timeout: 600000 });
+        await shot("06-apply-in-progress");
+        await finished(f);
         const steps = await f.locator("#tlp-steps li").allTextContents();
         console.log("apply steps: " + JSON.stringify(steps));
         if (steps.length < 3) throw new Error("too few steps shown: " + steps);
@@ -80,7 +123,11 @@ async function main() {
         const def1 = (await f.locator("#tlp-default").textContent()).trim();
         console.log(`default snapshot after apply: ${def1}`);
         if (def1 === def0) throw new Error("default snapshot did not change");
-        await shot("06-apply-finished-history");
+        await f.locator("#tlp-drift-detail", { hasText: "only at boot: tlp_simple" }).waitFor();
+        const drift1 = await textOf(f, "#tlp-drift-detail");
+        console.log("drift after apply: " + drift1);
+        expect(drift1 === `only in the running kernel: ${drift}; only at boot: tlp_simple`, "drift after apply: " + drift1);
+        await shot("07-apply-finished-history-drift");
 
         // Roll back, boot only, with the confirmation naming the change.
         await f.locator("#tlp-rb-bootonly").check();
@@ -89,14 +136,51 @@ async function main() {
         console.log("confirmation: " + confirm);
         if (!confirm.includes("(snapshot " + def0 + ") instead of snapshot " + def1) || !confirm.includes("boot only"))
             throw new Error("confirmation does not name the change: " + confirm);
-        await shot("07-rollback-confirm");
+        await shot("08-rollback-confirm");
         await f.locator("#tlp-confirm-yes").click();
-        await f.locator("#tlp-result.tlp-success").waitFor({ timeout: 600000 });
+        await finished(f);
         await f.locator("#tlp-history tbody tr", { hasText: "rollback" }).first().waitFor();
         await f.locator("#tlp-default").filter({ hasText: new RegExp("^(?!" + def1 + "$)\\d+$") }).waitFor();
         const def2 = (await f.locator("#tlp-default").textContent()).trim();
         console.log(`default snapshot after rollback: ${def2}`);
-        await shot("08-rollback-finished");
+        await f.locator("#tlp-drift-detail", { hasText: new RegExp(`^only in the running kernel: ${drift}$`) }).waitFor();
+        await shot("09-rollback-finished");
+
+        // Upload from this computer into the service's spool, inspect, apply.
+        await f.locator("#tlp-upload").setInputFiles(process.env.TLP_UPLOAD);
+        expect(await f.locator("#tlp-source-upload").isChecked(), "choosing a file selects the upload");
+        await f.locator("#tlp-apply-bootonly").check();
+        await f.locator("#tlp-inspect").click();
+        await f.locator("#tlp-fact-nevra", { hasText: "tlp-livepatch-cve-1-1.x86_64" }).waitFor();
+        const ufile = await textOf(f, "#tlp-fact-file");
+        const spooled = ufile.replace(/ \(uploaded; removed after the apply\)$/, "");
+        expect(spooled !== ufile && /\/spool\/upload-[0-9]+-[0-9a-f]{16}\.rpm$/.test(spooled), "spooled file: " + ufile);
+        console.log("uploaded to: " + spooled);
+        const ucves = await textOf(f, "#tlp-fact-cves");
+        console.log("upload CVEs: " + ucves);
+        expect(ucves === process.env.TLP_CVES.split(",").join(", "), "CVEs of the upload: " + ucves);
+        expect((await textOf(f, "#tlp-fact-modules")) === "tlp_stack_a", "upload modules");
+        await shot("10-upload-inspected-cves");
+        await f.locator("#tlp-apply").click();
+        await finished(f);
+        await f.locator("#tlp-history tbody tr", { hasText: "tlp-livepatch-cve" }).first().waitFor();
+        const bootRow = f.locator('#tlp-boot tbody tr[data-name="tlp_stack_a"]');
+        await bootRow.waitFor();
+        const bootCves = await bootRow.locator(".tlp-cves").textContent();
+        console.log("boot row CVEs: " + bootCves);
+        expect(bootCves === process.env.TLP_CVES.split(",").join(", "), "CVEs at boot: " + bootCves);
+        // The whole page at once (Cockpit's frame is as tall as the window):
+        // the picture the README shows.
+        await page.setViewportSize({ width: 1280, height: 1800 });
+        await f.locator("#tlp-history tbody tr", { hasText: "tlp-livepatch-cve" }).first().scrollIntoViewIfNeeded();
+        await shot("11-upload-applied-cves");
+
+        // Cockpit's dark theme, switched in the shell's storage, is followed.
+        await page.evaluate(() => window.localStorage.setItem("shell:style", "dark"));
+        await f.locator("html.pf-theme-dark").waitFor({ state: "attached" });
+        await shot("12-dark-theme");
+        await page.evaluate(() => window.localStorage.setItem("shell:style", "light"));
+        await f.locator("html:not(.pf-theme-dark)").waitFor({ state: "attached" });
         console.log("DONE");
     } catch (e) {
         await page.screenshot({ path: `${shots}/99-failure.png`, fullPage: true }).catch(() => {});
