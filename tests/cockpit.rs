@@ -29,13 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NAME: &str = "org.opensuse.TransactionalLivepatch1";
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
 const COCKPIT_WS: &str = "/usr/lib/cockpit/cockpit-ws";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const SYSTEM_SOCKET: &str = "/run/dbus/system_bus_socket";
-const POLICY_FILE: &str = "org.opensuse.transactionallivepatch.policy";
-const ACTIONS_DIR: &str = "/usr/share/polkit-1/actions";
 const USER: &str = "tlpcockpit";
 const PASS: &str = "tlp-Cockpit-test-1";
 const PORT: u16 = 9097;
@@ -218,16 +215,12 @@ impl Drop for Procs {
 }
 
 /// Files put into system directories for the test, removed after.
-/// Files replaced for the test, with what was there before (put back after).
-struct Installed(Vec<PathBuf>, Vec<(PathBuf, Vec<u8>)>);
+struct Installed(Vec<PathBuf>);
 
 impl Drop for Installed {
     fn drop(&mut self) {
         for p in &self.0 {
             let _ = std::fs::remove_file(p);
-        }
-        for (p, old) in &self.1 {
-            let _ = std::fs::write(p, old);
         }
     }
 }
@@ -318,99 +311,36 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
     let cve_pkg = build_cve_package(d);
     let kernel_root = drifting_kernel_root(d);
     let spool = sys.mnt.join("var/lib/transactional-livepatch/spool");
-    let services = d.join("services");
-    let policy_dir = d.join("system.d");
-    std::fs::create_dir_all(&services).unwrap();
-    std::fs::create_dir_all(&policy_dir).unwrap();
-    std::fs::copy(
-        repo().join(format!("dbus/{NAME}.conf")),
-        policy_dir.join(format!("{NAME}.conf")),
-    )
-    .unwrap();
-    let activation = std::fs::read_to_string(repo().join(format!("dbus/{NAME}.service")))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("Exec=") {
-                format!(
-                    "Exec={BIN} --root {} --kernel-root {} daemon --idle-exit 120",
-                    sys.mnt.display(),
-                    kernel_root.display()
-                )
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(services.join(format!("{NAME}.service")), activation).unwrap();
-    let config = format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={SYSTEM_SOCKET}</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>{services}</servicedir>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include ignore_missing="yes">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
-  <includedir>{policy_dir}</includedir>
-</busconfig>
-"#,
-        services = services.display(),
-        policy_dir = policy_dir.display(),
+    // The shared private-bus setup (tests/common/bus.rs), listening at the
+    // standard socket: Cockpit's bridge only talks to the system bus there.
+    let address = format!("unix:path={SYSTEM_SOCKET}");
+    let exec = bus::daemon_exec(
+        &sys.mnt,
+        120,
+        &[
+            "--kernel-root".to_string(),
+            kernel_root.display().to_string(),
+        ],
     );
-    std::fs::write(d.join("bus.conf"), config).unwrap();
+    let config_file = bus::write_bus_config(d, &address, &exec);
     std::fs::create_dir_all("/run/dbus").unwrap();
     let _ = std::fs::remove_file(SYSTEM_SOCKET);
-    let mut installed = Installed(vec![PathBuf::from(SYSTEM_SOCKET)], Vec::new());
-    // This tree's actions (an installed or older file may lack one, e.g.
-    // .inspect); whatever was there comes back afterwards.
-    let policy_target = Path::new(ACTIONS_DIR).join(POLICY_FILE);
-    match std::fs::read(&policy_target) {
-        Ok(old) => installed.1.push((policy_target.clone(), old)),
-        Err(_) => installed.0.push(policy_target.clone()),
-    }
-    std::fs::create_dir_all(ACTIONS_DIR).unwrap();
-    std::fs::copy(repo().join("dbus").join(POLICY_FILE), &policy_target).unwrap();
+    let installed = Installed(vec![PathBuf::from(SYSTEM_SOCKET)]);
+    // This tree's polkit actions (an installed or older file may lack one,
+    // e.g. .inspect), shared with other test processes under their lock.
+    let policy = bus::PolicyInstall::new();
     let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
     let mut procs = Procs(Vec::new());
     procs.0.push((
         "dbus-daemon".into(),
-        Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", d.join("bus.conf").display()))
-            .args(["--nofork", "--nopidfile"])
-            .stdout(log("bus.log"))
-            .stderr(log("bus.err"))
-            .spawn()
-            .unwrap(),
+        bus::spawn_dbus_daemon(d, &config_file, &[]),
     ));
     wait_for(Duration::from_secs(10), "the system bus", || {
         std::os::unix::net::UnixStream::connect(SYSTEM_SOCKET).is_ok()
     });
-    procs.0.push((
-        "polkitd".into(),
-        Command::new(POLKITD)
-            .arg("--no-debug")
-            .stdout(log("polkitd.log"))
-            .stderr(log("polkitd.err"))
-            .spawn()
-            .unwrap(),
-    ));
+    procs
+        .0
+        .push(("polkitd".into(), bus::spawn_polkitd(d, &address)));
     wait_for(Duration::from_secs(20), "polkitd on the bus", || {
         Command::new("busctl")
             .args(["--system", "status", "org.freedesktop.PolicyKit1"])
@@ -485,6 +415,7 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         );
     }
     drop(installed);
+    drop(policy);
 
     assert!(out.status.success(), "browser run failed:\n{text}\n{logs}");
     assert!(text.contains("DONE"), "{text}");
