@@ -54,6 +54,12 @@ drivers+=" virtio_blk virtio_pci btrfs "
 compress="cat"
 # There is no binutils in the image ("Could not find 'strip'").
 do_strip="no"
+# systemd is in the image only because polkitd needs a logind (the VM tier's
+# D-Bus scenario), and it brings dmsetup and cryptsetup libraries along; it
+# is not the init. Initrds stay what they were before it came in: without
+# this, dracut builds a systemd initrd with device-mapper and crypt support,
+# 47 instead of 27 MB, slower to build and to boot.
+omit_dracutmodules+=" systemd systemd-initrd dracut-systemd dm crypt "
 CONF
 }
 
