@@ -446,11 +446,13 @@ fn phase_times(progress: &[&str]) -> String {
         };
         last = t;
         let text = text.trim_start();
-        // The CLI's "[3/7] Title" lines, or a D-Bus step's "TaskBegin ('Title',)".
+        // The CLI's "[3/7] Title" lines, or a D-Bus step's "TaskBegin ('Title',)"
+        // (gdbus quotes a title holding ' with ").
         let title = if text.starts_with('[') {
             Some(text.split_once("] ").map_or(text, |(_, r)| r))
         } else {
             text.strip_prefix("TaskBegin ('")
+                .or_else(|| text.strip_prefix("TaskBegin (\""))
         };
         if let Some(title) = title {
             let word = title.split_whitespace().next().unwrap_or("").to_lowercase();
@@ -1193,7 +1195,16 @@ fn dbus_apply_is_live_and_rolls_back() {
     );
     assert_eq!(snapshot_in(b.get("early.root")), Some(new));
     assert_consistent(&b, "booted");
-    let (_, r) = b.assert_dbus_step(2);
+    let (signals, r) = b.assert_dbus_step(2);
+    for want in [
+        "TaskBegin (\"Changing the running kernel's livepatches\"",
+        "Message ('disabling livepatch tlp_simple'",
+    ] {
+        assert!(
+            signals.iter().any(|s| s.starts_with(want)),
+            "no {want}… signal: {signals:#?}"
+        );
+    }
     assert_eq!(r["from_snapshot"], new, "{}", b.context());
     assert_eq!(r["to_snapshot"], old, "{}", b.context());
     assert_eq!(r["live"], true, "{}", b.context());
