@@ -409,7 +409,10 @@ impl Boot {
                 break;
             };
             let what = begin.split_once(' ').map_or("", |(_, w)| w);
-            let progress = self.all(&format!("step.{i}.progress"));
+            let mut progress = self.all(&format!("step.{i}.progress"));
+            if progress.is_empty() {
+                progress = self.all(&format!("step.{i}.signal"));
+            }
             let secs = self.try_get(&format!("step.{i}.secs"));
             if let Some(secs) = secs {
                 let _ = write!(s, "; {what} {secs} s");
@@ -443,8 +446,15 @@ fn phase_times(progress: &[&str]) -> String {
         };
         last = t;
         let text = text.trim_start();
-        if text.starts_with('[') {
-            let title = text.split_once("] ").map_or(text, |(_, r)| r);
+        // The CLI's "[3/7] Title" lines, or a D-Bus step's "TaskBegin ('Title',)"
+        // (gdbus quotes a title holding ' with ").
+        let title = if text.starts_with('[') {
+            Some(text.split_once("] ").map_or(text, |(_, r)| r))
+        } else {
+            text.strip_prefix("TaskBegin ('")
+                .or_else(|| text.strip_prefix("TaskBegin (\""))
+        };
+        if let Some(title) = title {
             let word = title.split_whitespace().next().unwrap_or("").to_lowercase();
             steps.push((t, word));
         }
@@ -971,4 +981,373 @@ fn power_cut_mid_apply_recovers_old_or_new() {
         b.context()
     );
     assert_consistent(&b, "recovered");
+}
+
+/// The `key=value` words of a guest `proc_info` line (pid, ppid, uid, cmd, ...).
+fn proc_field<'a>(line: &'a str, field: &str) -> &'a str {
+    let start = line
+        .find(&format!("{field}="))
+        .unwrap_or_else(|| panic!("no {field}= in {line:?}"))
+        + field.len()
+        + 1;
+    let rest = &line[start..];
+    // cmd= runs to the next " word=" (it has spaces itself).
+    let end = [" starter=", " user="]
+        .iter()
+        .filter_map(|m| rest.find(m))
+        .chain(if field == "cmd" { None } else { rest.find(' ') })
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+impl Boot {
+    /// A D-Bus step (guest/init `dbus_step`): its transaction finished with
+    /// success, the service was started by the bus, polkitd (activated by
+    /// the bus too, running as its own user) decided, and the signals came
+    /// in rpm-ostree's order. Returns the signals and the report.
+    fn assert_dbus_step(&self, step: usize) -> (Vec<String>, Value) {
+        let k = |s: &str| format!("step.{step}.{s}");
+        let ctx = || self.context();
+        let call = self.get(&k("call"));
+        assert!(
+            call.starts_with("(objectpath '/org/opensuse/TransactionalLivepatch1/Transaction/"),
+            "{}: the call did not return a transaction object: {call}{}",
+            self.stage,
+            ctx()
+        );
+        let bus = self.get(&k("bus"));
+        let bus_pid = proc_field(bus, "pid");
+        assert!(
+            proc_field(bus, "cmd").starts_with("dbus-daemon --system"),
+            "{bus}{}",
+            ctx()
+        );
+        // Bus activation: the bus ran the activation file's Exec= line (its
+        // launch helper execs it; the process is then reparented to PID 1),
+        // logged so, and told the service which bus started it.
+        let service = self.get(&k("service"));
+        assert_eq!(
+            proc_field(service, "cmd"),
+            "/usr/sbin/transactional-livepatch daemon",
+            "{}",
+            ctx()
+        );
+        assert_eq!(proc_field(service, "uid"), "0", "{service}{}", ctx());
+        assert_eq!(
+            proc_field(service, "starter"),
+            "system",
+            "{service}{}",
+            ctx()
+        );
+        assert!(
+            self.all("dbus.log").iter().any(|l| l
+                .contains("Successfully activated service 'org.opensuse.TransactionalLivepatch1'")),
+            "the bus did not log the activation{}",
+            ctx()
+        );
+        let polkit = self.get(&k("polkit"));
+        assert!(
+            proc_field(polkit, "cmd").starts_with("/usr/lib/polkit-1/polkitd"),
+            "{polkit}{}",
+            ctx()
+        );
+        assert_eq!(proc_field(polkit, "user"), "polkitd", "{polkit}{}", ctx());
+        assert_ne!(proc_field(polkit, "pid"), bus_pid, "{polkit}{}", ctx());
+        assert!(
+            self.all("dbus.log")
+                .iter()
+                .any(|l| l.contains("Successfully activated service 'org.freedesktop.PolicyKit1'")),
+            "the bus did not log polkitd's activation{}",
+            ctx()
+        );
+
+        // The Transaction interface's signals (PropertiesChanged of the same
+        // object, also captured, left out).
+        let signals: Vec<String> = self
+            .all(&k("signal"))
+            .iter()
+            .map(|l| l.split_once("s ").map_or(*l, |(_, r)| r).to_string())
+            .filter(|s| !s.starts_with("org.freedesktop.DBus.Properties."))
+            .collect();
+        assert_eq!(
+            self.get(&k("finished")),
+            "Finished (true, '', '')",
+            "{}: the transaction did not succeed{}",
+            self.stage,
+            ctx()
+        );
+        assert_eq!(
+            signals.last().map(String::as_str),
+            Some("Finished (true, '', '')"),
+            "{}",
+            ctx()
+        );
+        assert!(
+            signals[0].starts_with("TaskBegin "),
+            "the first signal is {}{}",
+            signals[0],
+            ctx()
+        );
+        // Every step begins, then ends before the next begins; percentages
+        // only grow and reach 100 before Finished.
+        let mut open = false;
+        let mut percent = 0u32;
+        for s in &signals {
+            let (name, args) = s.split_once(' ').unwrap_or((s, ""));
+            match name {
+                "TaskBegin" => {
+                    assert!(!open, "TaskBegin inside a task: {signals:#?}");
+                    open = true;
+                }
+                "TaskEnd" => {
+                    assert!(open, "TaskEnd without TaskBegin: {signals:#?}");
+                    open = false;
+                }
+                "PercentProgress" => {
+                    let p: u32 = args
+                        .rsplit_once(", ")
+                        .and_then(|(_, p)| {
+                            p.trim_end_matches(')')
+                                .trim_start_matches("uint32 ")
+                                .parse()
+                                .ok()
+                        })
+                        .unwrap_or_else(|| panic!("bad PercentProgress {s}"));
+                    assert!(p >= percent, "progress went back: {signals:#?}");
+                    percent = p;
+                }
+                "Message" | "Finished" => {}
+                other => panic!("unexpected signal {other}: {signals:#?}"),
+            }
+        }
+        assert!(!open, "a task never ended: {signals:#?}");
+        assert_eq!(percent, 100, "{signals:#?}");
+        self.assert_rc(step, 0);
+        (signals, self.json(&k("report")))
+    }
+}
+
+/// Scenario 6 (issue 4): the main job through the D-Bus API, on the guest's
+/// real system bus: Apply from gdbus → live at once (Finished after the
+/// progress signals); reboot → loaded by the initrd of the new default;
+/// Rollback through D-Bus → gone live; reboot → the old snapshot boots.
+#[test]
+fn dbus_apply_is_live_and_rolls_back() {
+    let Some(mut vm) = Vm::new("dbus") else {
+        return;
+    };
+    let b = vm.boot(
+        "s6-dbus-apply",
+        &[
+            "facts:before",
+            &format!("dbus-apply:{SIMPLE}"),
+            "facts:applied",
+        ],
+        1,
+    );
+    b.assert_completed();
+    assert!(b.live("before").is_empty(), "{}", b.context());
+    let old = b.status("before")["default_snapshot"].as_u64().unwrap();
+    // polkit refuses an unprivileged caller with the typed error.
+    let denied = b.get("step.2.denied");
+    assert!(
+        denied.contains("org.opensuse.TransactionalLivepatch1.Error.NotAuthorized"),
+        "nobody's Apply was not refused: {denied}{}",
+        b.context()
+    );
+    let (signals, r) = b.assert_dbus_step(2);
+    for want in [
+        "TaskBegin ('Checking the package'",
+        "Message ('snapshot ",
+        "Message ('/boot/initrd",
+        "TaskBegin ('Loading the livepatch into the running kernel'",
+    ] {
+        assert!(
+            signals.iter().any(|s| s.starts_with(want)),
+            "no {want}… signal: {signals:#?}"
+        );
+    }
+    assert_eq!(r["live"], true, "{}", b.context());
+    assert_eq!(names(&r["loaded"]), ["tlp_simple"], "{}", b.context());
+    assert_eq!(r["base_snapshot"], old, "{}", b.context());
+    let new = r["new_snapshot"].as_u64().unwrap();
+    assert_eq!(b.live("applied"), ["tlp_simple"], "{}", b.context());
+    assert_eq!(markers(&b, "applied", "cmdline"), "simple");
+    assert_eq!(b.status("applied")["default_snapshot"], new);
+    assert_eq!(snapshot_in(b.get("facts.applied.default")), Some(new));
+    assert_consistent(&b, "applied");
+
+    let b = vm.boot(
+        "s6-reboot",
+        &["facts:booted", "dbus-rollback", "facts:rolled_back"],
+        0,
+    );
+    b.assert_completed();
+    assert_eq!(b.live("early"), ["tlp_simple"], "{}", b.context());
+    assert!(
+        b.all("early.dmesg")
+            .iter()
+            .any(|l| l
+                .contains("transactional-livepatch: loaded livepatch tlp_simple from the initrd")),
+        "no initrd load message in dmesg{}",
+        b.context()
+    );
+    assert_eq!(snapshot_in(b.get("early.root")), Some(new));
+    assert_consistent(&b, "booted");
+    let (signals, r) = b.assert_dbus_step(2);
+    for want in [
+        "TaskBegin (\"Changing the running kernel's livepatches\"",
+        "Message ('disabling livepatch tlp_simple'",
+    ] {
+        assert!(
+            signals.iter().any(|s| s.starts_with(want)),
+            "no {want}… signal: {signals:#?}"
+        );
+    }
+    assert_eq!(r["from_snapshot"], new, "{}", b.context());
+    assert_eq!(r["to_snapshot"], old, "{}", b.context());
+    assert_eq!(r["live"], true, "{}", b.context());
+    assert_eq!(names(&r["removed"]), ["tlp_simple"], "{}", b.context());
+    assert!(b.live("rolled_back").is_empty(), "{}", b.context());
+    assert_eq!(markers(&b, "rolled_back", "cmdline"), "");
+    assert!(!b.get("facts.rolled_back.modules").contains("tlp_simple"));
+    assert_eq!(b.status("rolled_back")["default_snapshot"], old);
+    assert_consistent(&b, "rolled_back");
+
+    let b = vm.boot("s6-after-rollback", &["facts:final"], 0);
+    b.assert_completed();
+    assert!(b.live("early").is_empty(), "{}", b.context());
+    assert_eq!(
+        snapshot_in(b.get("early.root")),
+        Some(old),
+        "{}",
+        b.context()
+    );
+    assert_eq!(b.status("final")["default_snapshot"], old);
+    assert_consistent(&b, "final");
+}
+
+/// Scenario 7 (issue 8): `check` and `update` against an rpm-md repository
+/// (createrepo_c, zypper in the guest): v1 is found and applied live; the
+/// repository gains v2, which replaces v1 live (cumulative); a further
+/// `update` changes nothing; a reboot boots v2 from its initrd.
+#[test]
+fn update_from_a_repository_is_live() {
+    let Some(mut vm) = Vm::new("update") else {
+        return;
+    };
+    const PKG: &str = "kernel-livepatch-tlp-cumulative";
+    let b = vm.boot(
+        "s7-update",
+        &[
+            "facts:before",
+            "repo:v1",
+            "check",
+            "update",
+            "facts:v1",
+            "repo:v2",
+            "check",
+            "update",
+            "facts:v2",
+            "update",
+            "facts:again",
+        ],
+        2,
+    );
+    b.assert_completed();
+    let old = b.status("before")["default_snapshot"].as_u64().unwrap();
+    let package = |r: &Value| r["packages"][0].clone();
+
+    // check: v1 available, nothing installed (exit 100).
+    b.assert_rc(3, 100);
+    let c = b.tool_json(3);
+    assert_eq!(c["update_available"], true, "{}", b.context());
+    assert_eq!(c["default_snapshot"], old);
+    assert_eq!(package(&c)["name"], PKG);
+    assert_eq!(package(&c)["installed"], Value::Null);
+    assert_eq!(package(&c)["available"], "1-1", "{}", b.context());
+
+    // update: v1 downloaded and applied live.
+    b.assert_rc(4, 0);
+    let u = b.tool_json(4);
+    assert_eq!(u["result"], "applied", "{}", b.context());
+    let a = &u["applied"][0];
+    assert_eq!(a["package"], format!("{PKG}-1-1.x86_64"));
+    assert_eq!(a["live"], true, "{}", b.context());
+    assert_eq!(names(&a["loaded"]), ["tlp_cumul_1"], "{}", b.context());
+    let v1 = a["new_snapshot"].as_u64().unwrap();
+    assert_eq!(b.live("v1"), ["tlp_cumul_1"], "{}", b.context());
+    assert_eq!(markers(&b, "v1", "cmdline"), "cumul1");
+    assert_eq!(b.status("v1")["default_snapshot"], v1);
+    assert_consistent(&b, "v1");
+
+    // The repository now has v2: check sees it, update replaces v1 live.
+    b.assert_rc(7, 100);
+    let c = b.tool_json(7);
+    assert_eq!(package(&c)["installed"], "1-1", "{}", b.context());
+    assert_eq!(package(&c)["available"], "2-1", "{}", b.context());
+    b.assert_rc(8, 0);
+    let u = b.tool_json(8);
+    assert_eq!(u["result"], "applied", "{}", b.context());
+    let a = &u["applied"][0];
+    assert_eq!(a["package"], format!("{PKG}-2-1.x86_64"));
+    assert_eq!(a["live"], true);
+    assert_eq!(names(&a["loaded"]), ["tlp_cumul_2"], "{}", b.context());
+    assert_eq!(names(&a["replaced"]), ["tlp_cumul_1"], "{}", b.context());
+    let v2 = a["new_snapshot"].as_u64().unwrap();
+    // Replace semantics: only v2 in sysfs, v1's module gone.
+    assert_eq!(b.live("v2"), ["tlp_cumul_2"], "{}", b.context());
+    assert_eq!(markers(&b, "v2", "cmdline"), "cumul2");
+    assert!(
+        !b.get("facts.v2.modules")
+            .split_whitespace()
+            .any(|m| m == "tlp_cumul_1"),
+        "{}",
+        b.context()
+    );
+    assert_eq!(b.status("v2")["default_snapshot"], v2);
+    assert_consistent(&b, "v2");
+
+    // Nothing new: success, nothing changes.
+    b.assert_rc(10, 0);
+    let u = b.tool_json(10);
+    assert_eq!(u["result"], "up-to-date", "{}", b.context());
+    assert_eq!(u["applied"], serde_json::json!([]));
+    // Same subvolume id and path ("gen" moves with the temporary snapshot
+    // zypper ran in).
+    let id_path = |label: &str| {
+        let line = b.get(&format!("facts.{label}.default"));
+        let w: Vec<&str> = line.split_whitespace().collect();
+        (w.get(1).copied(), w.last().copied())
+    };
+    assert_eq!(id_path("again"), id_path("v2"), "{}", b.context());
+    assert_eq!(
+        snapshot_numbers(&b, "again"),
+        snapshot_numbers(&b, "v2"),
+        "{}",
+        b.context()
+    );
+    assert_eq!(b.live("again"), ["tlp_cumul_2"]);
+    assert_consistent(&b, "again");
+
+    let b = vm.boot("s7-reboot", &["facts:booted"], 0);
+    b.assert_completed();
+    assert_eq!(b.live("early"), ["tlp_cumul_2"], "{}", b.context());
+    assert_eq!(b.get("early.cmdline_marker"), "cumul2");
+    assert!(
+        b.all("early.dmesg")
+            .iter()
+            .any(|l| l
+                .contains("transactional-livepatch: loaded livepatch tlp_cumul_2 from the initrd")),
+        "no initrd load message in dmesg{}",
+        b.context()
+    );
+    assert_eq!(
+        snapshot_in(b.get("early.root")),
+        Some(v2),
+        "{}",
+        b.context()
+    );
+    assert_consistent(&b, "booted");
 }

@@ -10,6 +10,16 @@
 #   - short livepatch transition timeouts (the stall scenario waits them out);
 #   - the test RPMs and the stall helper module under /var/lib/tlp-test, on
 #     the shared /var, so every snapshot (and a rollback) still has them.
+#   - two rpm-md repositories of the cumulative livepatch made with
+#     createrepo_c, repo-v1 (version 1) and repo-v2 (versions 1 and 2), also on
+#     the shared /var, and a zypper repository /etc/zypp/repos.d/tlp-test.repo
+#     with baseurl dir:///var/lib/tlp-test/repo (a symlink the guest's repo:
+#     step points at one of them: "the server published v2"). dir://, without
+#     signatures: the guest has no network, and HTTP transport plus
+#     repository and package signatures are tested against the same zypper
+#     on the host (tests/update.rs); here `update` must prove the live half.
+#   - a machine id, which the system bus needs (the snapshot is read-only at
+#     boot, and nothing in this init-less guest would create one).
 #   - unless VM_FULL_IMAGE=1: a slimmer kernel module tree and initrd (below).
 # Env: DESTDIR, VM_BIN, VM_RPMS (a livepatches.sh output directory), VM_DIR,
 # VM_REPO (exported by lib.sh), VM_FULL_IMAGE, TLP_TOOL_RPM.
@@ -43,11 +53,45 @@ cat >"$DESTDIR/etc/transactional-livepatch/config.d/50-vm-test.toml" <<'TOML'
 transition_grace_secs = 3
 transition_timeout_secs = 15
 reverse_timeout_secs = 30
+
+# The test repository's cumulative livepatch (tests/vm.rs, update scenario).
+[update]
+packages = ["kernel-livepatch-tlp-cumulative"]
 TOML
 
 install -d -m 0755 "$DESTDIR/var/lib/tlp-test/rpms" "$DESTDIR/var/lib/tlp-test/modules"
 cp -- "$VM_RPMS"/*.rpm "$VM_RPMS/MANIFEST.tsv" "$DESTDIR/var/lib/tlp-test/rpms/"
 cp -- "$VM_RPMS/modules/tlp_stall_holder.ko" "$DESTDIR/var/lib/tlp-test/modules/"
+
+# The patch server's two states, and `update` following the cumulative
+# package (its name carries no kernel release, unlike SUSE's).
+cumulative=kernel-livepatch-tlp-cumulative
+for v in 1 2; do
+	repo=$DESTDIR/var/lib/tlp-test/repo-v$v
+	install -d -m 0755 "$repo"
+	for i in $(seq 1 "$v"); do
+		cp -- "$VM_RPMS/$cumulative-$i-1.x86_64.rpm" "$repo/"
+	done
+	createrepo_c --quiet "$repo"
+done
+install -d -m 0755 "$DESTDIR/etc/zypp/repos.d"
+cat >"$DESTDIR/etc/zypp/repos.d/tlp-test.repo" <<'REPO'
+[tlp-test]
+name=tlp test livepatches
+enabled=1
+autorefresh=1
+baseurl=dir:///var/lib/tlp-test/repo
+type=rpm-md
+gpgcheck=0
+repo_gpgcheck=0
+pkg_gpgcheck=0
+REPO
+
+if [[ ! -s $DESTDIR/etc/machine-id ]] || grep -qx uninitialized "$DESTDIR/etc/machine-id"; then
+	rm -f -- "$DESTDIR/etc/machine-id"
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$DESTDIR/etc/machine-id"
+	echo >>"$DESTDIR/etc/machine-id"
+fi
 
 # Speed under TCG. Every apply runs the RPM's %post `depmod -a` and dracut in
 # the guest; with Debian's full module tree (~4900 modules, 390 MB) depmod

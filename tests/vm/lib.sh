@@ -31,7 +31,7 @@ vm_die() {
 vm_missing_prereqs() {
 	local c missing=()
 	[[ $(id -u) -eq 0 ]] || missing+=(root)
-	for c in qemu-system-x86_64 timeout mkfs.btrfs btrfs losetup mmdebstrap rpmbuild make zstd strip; do
+	for c in qemu-system-x86_64 timeout mkfs.btrfs btrfs losetup mmdebstrap rpmbuild make zstd strip createrepo_c; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
 	[[ -e /dev/loop-control ]] || missing+=(/dev/loop-control)
