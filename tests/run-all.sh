@@ -60,7 +60,10 @@ fi
 if want vm; then
     say "VM tier (QEMU, real kernel livepatching)"
     if [[ -f tests/vm.rs ]]; then
-        cargo test --locked --features failpoints --test vm -- --test-threads=1
+        # Two VMs at a time: each guest has one vCPU (-smp 1, see
+        # tests/vm/lib.sh) and the tier is CPU-bound under TCG, so on a
+        # 2-core machine this halves its time. TLP_VM_THREADS overrides.
+        cargo test --locked --features failpoints --test vm -- --test-threads="${TLP_VM_THREADS:-2}"
         summary+=("vm: ok")
     else
         echo "the VM tier is missing (tests/vm.rs)" >&2

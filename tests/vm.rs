@@ -576,6 +576,33 @@ fn markers(b: &Boot, label: &str, which: &str) -> String {
     b.get(&format!("facts.{label}.{which}_marker")).to_string()
 }
 
+/// The guest's tool is the package `TLP_TOOL_RPM` names, as its rpm database
+/// says (tests/run-all.sh sets it: the package is what the tier tests); a
+/// plain `cargo test` run installs this build with `make install` instead.
+fn assert_tool_package(b: &Boot) {
+    let said = b.get("early.tool_package");
+    match std::env::var_os("TLP_TOOL_RPM").filter(|v| !v.is_empty()) {
+        Some(rpm) => {
+            let out = Command::new("rpm")
+                .args(["-qp", "--nosignature", "--qf", "%{NEVRA}"])
+                .arg(&rpm)
+                .output()
+                .expect("rpm -qp");
+            let want = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success() && !want.is_empty(), "rpm -qp {rpm:?}");
+            assert_eq!(said, want, "the guest's tool package{}", b.context());
+        }
+        None => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: TLP_TOOL_RPM is not set, so the image does not hold the tool's RPM \
+                 (tests/run-all.sh sets it from tests/support/tool-rpm.sh)"
+            );
+            assert!(said.contains("not installed"), "{said}{}", b.context());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 
 /// Scenario 1, the main job: apply -> live at once; reboot -> loaded by the
@@ -593,6 +620,7 @@ fn apply_is_live_survives_reboot_and_rolls_back() {
         1,
     );
     b.assert_completed();
+    assert_tool_package(&b);
     assert!(b.live("before").is_empty(), "{}", b.context());
     assert_eq!(markers(&b, "before", "cmdline"), "");
     b.assert_rc(2, 0);
