@@ -87,18 +87,9 @@ fn write_info(dir: &Path, info: &InfoXml) -> Result<()> {
     Ok(())
 }
 
-fn local_date() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
-}
+/// snapper's info.xml date: UTC, "2026-11-23 10:00:00".
+const INFO_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
 
 impl Snapshots {
     pub fn new(root: &Path, backend: Backend, snapper_config: &str) -> Snapshots {
@@ -240,7 +231,7 @@ impl Snapshots {
         let info = InfoXml {
             kind: "single".into(),
             num: number,
-            date: local_date(),
+            date: crate::journal::utc_now(INFO_DATE),
             pre_num: None,
             description: description.into(),
             cleanup: Some("number".into()),
@@ -364,6 +355,16 @@ mod tests {
         let back = read_info(d.path()).unwrap();
         assert_eq!(back, info);
         assert!(back.in_progress());
+    }
+
+    #[test]
+    fn info_date_is_snappers_form() {
+        let d = crate::journal::utc_now(INFO_DATE);
+        let shape: String = d
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99 99:99:99", "{d}");
     }
 
     #[test]

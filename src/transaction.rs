@@ -235,17 +235,6 @@ pub fn restore_live(
     Ok(())
 }
 
-/// Enabled livepatch names in load order.
-pub fn live_names(lp: &Livepatch) -> Result<Vec<String>> {
-    Ok(lp
-        .sysfs
-        .live_in_load_order()?
-        .into_iter()
-        .filter(|p| p.enabled)
-        .map(|p| p.name)
-        .collect())
-}
-
 /// Whether the running kernel's enabled set equals `target` (as a set).
 pub fn live_matches(lp: &Livepatch, target: &[StackEntry]) -> Result<bool> {
     let mut live: Vec<String> = lp
@@ -350,7 +339,7 @@ pub fn apply(
     let live_before = if opts.boot_only {
         Vec::new()
     } else {
-        live_names(&lp)?
+        lp.sysfs.enabled_names()?
     };
     let mut entry = journal.begin(Kind::Apply, base.number)?;
     entry.live = !opts.boot_only;
@@ -645,7 +634,7 @@ pub fn rollback(
     let live_before = if opts.boot_only {
         Vec::new()
     } else {
-        live_names(&lp)?
+        lp.sysfs.enabled_names()?
     };
     let mut entry = journal.begin(Kind::Rollback, current.number)?;
     entry.target = Some(target.number);
@@ -768,7 +757,7 @@ mod tests {
         let (loaded, removed) = reconcile_live(&lp, snap.path(), &target, &Settle(&k)).unwrap();
         assert!(loaded.is_empty());
         assert_eq!(removed, ["tlp_stack_b"]);
-        assert_eq!(live_names(&lp).unwrap(), ["tlp_stack_a"]);
+        assert_eq!(lp.sysfs.enabled_names().unwrap(), ["tlp_stack_a"]);
         assert!(live_matches(&lp, &target).unwrap());
     }
 
@@ -799,7 +788,7 @@ mod tests {
         k.add_patch("tlp_new", false);
         let lp = lp(d.path(), &k);
         restore_live(&lp, base.path(), &base_stack, &before, &Settle(&k)).unwrap();
-        let mut now = live_names(&lp).unwrap();
+        let mut now = lp.sysfs.enabled_names().unwrap();
         now.sort();
         assert_eq!(now, ["manual_patch", "tlp_simple"]);
         assert_eq!(*k.unloaded.borrow(), ["tlp_new"]);
