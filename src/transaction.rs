@@ -42,6 +42,9 @@ pub struct ApplyOptions {
     /// Accept a package older than the version of the same package in the
     /// default snapshot (a cumulative livepatch downgrade).
     pub allow_downgrade: bool,
+    /// What the history calls the package file, when the path opened is a
+    /// handle (the daemon's /dev/stdin) rather than the name its caller gave.
+    pub package_name: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -344,7 +347,10 @@ pub fn apply(
     let mut entry = journal.begin(Kind::Apply, base.number)?;
     entry.live = !opts.boot_only;
     entry.package = Some(PackageRecord {
-        file: package_path.display().to_string(),
+        file: opts
+            .package_name
+            .clone()
+            .unwrap_or_else(|| package_path.display().to_string()),
         nevra: facts.nevra.clone(),
         sha256: facts.sha256.clone(),
         kernel_release: kver.clone(),
