@@ -331,6 +331,23 @@ impl Journal {
         Ok(out)
     }
 
+    /// Delete all but the newest `keep` entries that `repeats` selects: a
+    /// bound for records that say the same again (up-to-date update runs).
+    /// Call with the lock held. Returns how many were deleted.
+    pub fn prune(&self, keep: usize, repeats: impl Fn(&Entry) -> bool) -> Result<usize> {
+        let entries = self.entries()?;
+        let hits: Vec<&Entry> = entries.iter().filter(|e| repeats(e)).collect();
+        let excess = hits.len().saturating_sub(keep);
+        for e in &hits[..excess] {
+            let p = self.path(&e.id);
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+        if excess > 0 {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(excess)
+    }
+
     pub fn open_entries(&self) -> Result<Vec<Entry>> {
         Ok(self
             .entries()?
@@ -341,6 +358,17 @@ impl Journal {
 }
 
 impl Entry {
+    /// The record of an automatic update run that found nothing new: the
+    /// kind `update` prunes (see [`Journal::prune`]).
+    pub fn is_up_to_date_run(&self) -> bool {
+        self.kind == Kind::Update
+            && self.outcome == Outcome::Committed
+            && self
+                .update
+                .as_ref()
+                .is_some_and(|u| u.automatic && u.result == UpdateResult::UpToDate)
+    }
+
     pub fn step(&mut self, journal: &Journal, step: Step) -> Result<()> {
         self.step = step;
         journal.write(self)
