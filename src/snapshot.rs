@@ -144,11 +144,11 @@ fn summarize_info(text: &str) -> Option<InfoSummary> {
                 }
                 "description" => out.description = text.to_string(),
                 "userdata" => {
-                    if key.take().as_deref() == Some(USERDATA_KEY)
-                        && value.take().as_deref() == Some(IN_PROGRESS)
-                    {
-                        out.in_progress = true;
-                    }
+                    // Both are required, as in [`UserData`].
+                    let (Some(k), Some(v)) = (key.take(), value.take()) else {
+                        return None;
+                    };
+                    out.in_progress |= k == USERDATA_KEY && v == IN_PROGRESS;
                 }
                 _ => {}
             },
@@ -539,6 +539,7 @@ mod tests {
             "<snapshot><type>single</type><num>x</num><date>d</date></snapshot>".into(),
             "<snapshot><type>single</type><num>3</num><pre_num>x</pre_num><date>d</date></snapshot>".into(),
             "<snapshot><type>single</type><num>3</num><date>d</date>".into(),
+            "<snapshot><type>single</type><num>3</num><date>d</date><userdata><key>transactional-livepatch</key></userdata></snapshot>".into(),
             "<snapshot><type>single</type><num>3</num><date>d</type></snapshot>".into(),
             String::new(),
         ];
