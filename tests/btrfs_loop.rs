@@ -480,7 +480,10 @@ fn subvolume_info_and_is_subvolume_match_cli() {
     )
     .unwrap();
     assert_eq!(btrfs::subvolume_info_at(&dir, "a").unwrap(), Some(ai));
-    assert_eq!(btrfs::subvolume_info_at(&dir, "a/nested").unwrap(), Some(ni));
+    assert_eq!(
+        btrfs::subvolume_info_at(&dir, "a/nested").unwrap(),
+        Some(ni)
+    );
     for not in ["a/dir", "a/file", "a/missing", "link", "snap/nested"] {
         assert_eq!(btrfs::subvolume_info_at(&dir, not).unwrap(), None, "{not}");
     }
