@@ -223,7 +223,7 @@ declare -A PHASE_LABEL=(
 	[snapshot]="snapshot (+ info.xml)"
 	[install]="rpm -U in chroot (+ mounts, copy, stack file)"
 	[dracut]="dracut"
-	[verify]="initrd verification (lsinitrd ×2)"
+	[verify]="initrd verification (one lsinitrd --unpack)"
 	[teardown]="chroot teardown, rename into place"
 	[seal]="seal (ro, info.xml, sync)"
 	[default]="set-default + sync, close, exit"
@@ -396,7 +396,7 @@ SH
 			awk -v s="$s" -v e="$e" 'BEGIN { print (e - s) * 1000 }' >>"$W/lsinitrd.$v"
 		done
 		T1B+=$'\n'"| dracut, $label | $(stats <"$W/dracut.$v" | { read -r x; fmt_stat "$x"; }) | $(du -m --apparent-size "$file" | cut -f1) MB |"
-		T1B+=$'\n'"| lsinitrd of that initrd (the tool runs it twice) | $(stats <"$W/lsinitrd.$v" | { read -r x; fmt_stat "$x"; }) | |"
+		T1B+=$'\n'"| lsinitrd (listing) of that initrd | $(stats <"$W/lsinitrd.$v" | { read -r x; fmt_stat "$x"; }) | |"
 	done
 	# What the package's own %post costs inside "rpm -U": depmod -a.
 	rm -f -- "$W/depmod.ms"

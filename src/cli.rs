@@ -57,6 +57,11 @@ pub enum Command {
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// The package's name for the history when PACKAGE is a handle: the
+        /// D-Bus daemon passes the file it opened as /dev/stdin and the path
+        /// its caller gave here. A label only, never opened.
+        #[arg(long, hide = true, value_name = "NAME")]
+        package_name: Option<String>,
     },
     /// Return boot and the running kernel to the snapshot that was the default
     /// before the last apply (or to the named one).
@@ -278,6 +283,7 @@ pub fn run(cli: Cli) -> Result<()> {
             boot_only,
             allow_downgrade,
             json,
+            package_name,
         } => {
             transaction::require_root()?;
             // Everything the transaction mounts stays in this process's own
@@ -286,6 +292,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = transaction::ApplyOptions {
                 boot_only,
                 allow_downgrade,
+                package_name,
             };
             let r = transaction::apply(&sys, &package, &opts, kernel, &progress)?;
             if json {

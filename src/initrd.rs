@@ -141,27 +141,44 @@ pub fn initrd_path(snapshot_root: &Path, kver: &str, configured: &str) -> String
     }
 }
 
-/// Paths listed by `lsinitrd` (without leading slash; symlinks by their name).
-pub fn parse_lsinitrd(listing: &str) -> Vec<String> {
-    listing
-        .lines()
-        .filter(|l| {
-            let t = l.as_bytes().first().copied().unwrap_or(b' ');
-            // An `ls -l` line starts with the file type character.
-            matches!(t, b'-' | b'd' | b'l' | b'c' | b'b' | b'p' | b's')
-                && l.len() > 10
-                && l.as_bytes()[1..10].iter().all(|c| b"rwxsStT-".contains(c))
-        })
-        .filter_map(|l| {
-            let l = l.split(" -> ").next().unwrap_or(l);
-            l.split_whitespace()
-                .last()
-                .map(|p| p.trim_start_matches("./").to_string())
-        })
-        .collect()
+/// The one `lsinitrd --unpack` pattern that selects everything the
+/// verification needs: the hook, the stack file and the livepatch modules all
+/// have it in their path (checked by a unit test), so a single pass over the
+/// archive extracts them. A shell glob: `lsinitrd` hands it to `cpio`
+/// unquoted, which is harmless because it runs in an empty directory.
+const UNPACK_PATTERN: &str = "*livepatch*";
+
+/// Relative paths of the regular files below `dir` (not following symlinks),
+/// as a listing to check with [`missing_from`].
+fn files_below(dir: &Path) -> Result<Vec<String>> {
+    let root = Root::open(dir)?;
+    let mut out = Vec::new();
+    let mut todo = vec![String::new()];
+    while let Some(d) = todo.pop() {
+        let inner = if d.is_empty() {
+            ".".to_string()
+        } else {
+            d.clone()
+        };
+        for (name, kind) in root.read_dir(&inner)?.unwrap_or_default() {
+            let rel = if d.is_empty() {
+                name
+            } else {
+                format!("{d}/{name}")
+            };
+            match kind {
+                FileKind::Dir => todo.push(rel),
+                FileKind::File => out.push(rel),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
-/// What the new initrd must contain, checked against a listing.
+/// What the new initrd must contain, checked against a listing (paths
+/// relative to the archive root).
 pub fn missing_from(listing: &[String], kver: &str, stack: &[StackEntry]) -> Vec<String> {
     let mut missing = Vec::new();
     let has_suffix = |suffix: &str| listing.iter().any(|p| p.ends_with(suffix));
@@ -172,12 +189,107 @@ pub fn missing_from(listing: &[String], kver: &str, stack: &[StackEntry]) -> Vec
         missing.push(format!("the stack file {STACK_DIR}/{kver}"));
     }
     for s in stack {
-        let file = s.path.rsplit('/').next().unwrap_or(&s.path);
-        if !has_suffix(&format!("modules/{kver}/livepatch/{file}")) {
+        if !has_suffix(&module_suffix(kver, s)) {
             missing.push(format!("module {}", s.path));
         }
     }
     missing
+}
+
+/// How a stack module's path ends in the initrd (below `lib/` or `usr/lib/`).
+fn module_suffix(kver: &str, s: &StackEntry) -> String {
+    let file = s.path.rsplit('/').next().unwrap_or(&s.path);
+    format!("modules/{kver}/livepatch/{file}")
+}
+
+/// The hook script as our dracut module in the snapshot ships it, when the
+/// module is installed there (dracut copies it into the initrd unchanged).
+fn hook_source(snapshot: &Root) -> Result<Option<(String, Vec<u8>)>> {
+    for base in ["usr/lib/dracut/modules.d", "lib/dracut/modules.d"] {
+        for (name, kind) in snapshot.read_dir(base)?.unwrap_or_default() {
+            let numbered = name
+                .strip_suffix(DRACUT_MODULE)
+                .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()));
+            if kind == FileKind::Dir && numbered {
+                let inner = format!("{base}/{name}/{HOOK_NAME}");
+                if let Some(bytes) = read_if_present(snapshot, &inner)? {
+                    return Ok(Some((inner, bytes)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn read_if_present(root: &Root, inner: &str) -> Result<Option<Vec<u8>>> {
+    match root.open_read(inner) {
+        Ok(mut f) => {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut v)
+                .with_context(|| format!("reading {}", root.display(inner)))?;
+            Ok(Some(v))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", root.display(inner))),
+    }
+}
+
+/// Check the files `lsinitrd --unpack` extracted into `unpacked` against the
+/// snapshot: the hook, the stack file and every module of `stack` are there,
+/// and each holds the same bytes as its source in the snapshot (so a stale
+/// module or stack of the same name does not pass). Returns a one-line
+/// account of what is wrong, None when the initrd is right.
+pub fn check_unpacked(
+    unpacked: &Path,
+    snapshot: &Path,
+    kver: &str,
+    stack: &[StackEntry],
+) -> Result<Option<String>> {
+    let listing = files_below(unpacked)?;
+    let missing = missing_from(&listing, kver, stack);
+    let mut different = Vec::new();
+    let inside = Root::open(unpacked)?;
+    let snap = Root::open(snapshot)?;
+    let found = |suffix: &str| listing.iter().find(|p| p.ends_with(suffix));
+    let mut differs = |what: String, in_initrd: &str, source: &[u8]| -> Result<()> {
+        if read_if_present(&inside, in_initrd)?.as_deref() != Some(source) {
+            different.push(what);
+        }
+        Ok(())
+    };
+    if let Some(hook) = listing.iter().find(|p| p.ends_with(HOOK_NAME))
+        && let Some((src, bytes)) = hook_source(&snap)?
+    {
+        differs(
+            format!("hook {HOOK_NAME} (not the one of /{src})"),
+            hook,
+            &bytes,
+        )?;
+    }
+    let stack_file = format!("{STACK_DIR}/{kver}");
+    if !stack.is_empty()
+        && let Some(p) = found(&stack_file)
+    {
+        let on_disk = read_if_present(&snap, &stack_file)?.unwrap_or_default();
+        differs(format!("stack file {stack_file}"), p, &on_disk)?;
+    }
+    for s in stack {
+        if let Some(p) = found(&module_suffix(kver, s)) {
+            let on_disk = read_if_present(&snap, &s.path)?.unwrap_or_default();
+            differs(format!("module {}", s.path), p, &on_disk)?;
+        }
+    }
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("lacks {}", missing.join(", ")));
+    }
+    if !different.is_empty() {
+        parts.push(format!(
+            "holds a different {} than the snapshot",
+            different.join(", ")
+        ));
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("; it ")))
 }
 
 /// Build the initrd of the snapshot in `env` for `kver` and put it in place
@@ -209,38 +321,34 @@ pub fn regenerate(
                     format!("dracut failed: {e:#}"),
                 )
             })?;
-        let listing = env
-            .command("lsinitrd")
-            .arg(&tmp_inner)
-            .run_stdout()
+        // One lsinitrd pass: unpack what we check into an empty directory on
+        // the chroot's /run (a tmpfs of this transaction), then compare it
+        // with the snapshot here. Listing the archive and reading files from
+        // it would take one full lsinitrd run each.
+        let unpack = tempfile::Builder::new()
+            .prefix("tlp-initrd-check.")
+            .tempdir_in(env.host_path("/run"))
+            .context("creating a directory to unpack the new initrd into")?;
+        let unpack_inner = format!(
+            "/run/{}",
+            unpack
+                .path()
+                .file_name()
+                .context("temp dir without name")?
+                .to_string_lossy()
+        );
+        env.command("env")
+            .args(["-C", &unpack_inner, "lsinitrd", "--unpack", &tmp_inner])
+            .arg(UNPACK_PATTERN)
+            .run_ok()
             .map_err(|e| {
                 failure(
                     FailureKind::InitrdFailed,
-                    format!("cannot list the new initrd: {e:#}"),
+                    format!("cannot unpack the new initrd: {e:#}"),
                 )
             })?;
-        let paths = parse_lsinitrd(&listing);
-        let missing = missing_from(&paths, kver, stack);
-        if !missing.is_empty() {
-            crate::bail_kind!(
-                FailureKind::InitrdFailed,
-                "the new initrd lacks {}",
-                missing.join(", ")
-            );
-        }
-        if !stack.is_empty() {
-            let inside = env
-                .command("lsinitrd")
-                .args(["-f", &format!("{STACK_DIR}/{kver}"), &tmp_inner])
-                .run_stdout()
-                .context("reading the stack file from the new initrd")?;
-            let on_disk = root.read_to_string(&format!("{STACK_DIR}/{kver}"))?;
-            if inside.trim() != on_disk.trim() {
-                crate::bail_kind!(
-                    FailureKind::InitrdFailed,
-                    "the new initrd holds a different livepatch stack than the snapshot"
-                );
-            }
+        if let Some(wrong) = check_unpacked(unpack.path(), env.root(), kver, stack)? {
+            crate::bail_kind!(FailureKind::InitrdFailed, "the new initrd {wrong}");
         }
         // Resolved inside the snapshot, as dracut in the chroot saw it.
         root.rename(&tmp_inner, final_path)
@@ -261,54 +369,132 @@ pub fn host(snapshot_root: &Path, inner: &str) -> PathBuf {
 mod tests {
     use super::*;
 
-    const LISTING: &str = "Image: /boot/initrd.img-6.1.0-56-amd64: 9.7M
-========================================================================
-Early CPIO image
-========================================================================
-Version: dracut-059-4
+    const K: &str = "6.1.0-56-amd64";
 
-dracut modules:
-transactional-livepatch
-========================================================================
-drwxr-xr-x  12 root     root            0 Nov 23 11:00 .
-lrwxrwxrwx   1 root     root            7 Nov 23 11:00 lib -> usr/lib
--rw-r--r--   1 root     root           80 Nov 23 11:00 etc/transactional-livepatch/stack/6.1.0-56-amd64
--rwxr-xr-x   1 root     root          900 Nov 23 11:00 usr/lib/dracut/hooks/pre-udev/00-tlp-load-livepatches.sh
--rw-r--r--   1 root     root        90000 Nov 23 11:00 usr/lib/modules/6.1.0-56-amd64/livepatch/tlp_simple.ko
-========================================================================
-";
+    fn listing() -> Vec<String> {
+        [
+            "etc/transactional-livepatch/stack/6.1.0-56-amd64",
+            "usr/lib/dracut/hooks/pre-udev/00-tlp-load-livepatches.sh",
+            "usr/lib/modules/6.1.0-56-amd64/livepatch/tlp_simple.ko",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
 
-    #[test]
-    fn lsinitrd_listing_is_parsed() {
-        let p = parse_lsinitrd(LISTING);
-        assert!(p.contains(&"lib".to_string()), "{p:?}");
-        assert!(p.contains(&"usr/lib/modules/6.1.0-56-amd64/livepatch/tlp_simple.ko".to_string()));
-        assert!(!p.iter().any(|x| x.contains("Version")));
+    fn entry(name: &str) -> StackEntry {
+        StackEntry {
+            name: name.into(),
+            path: format!("/lib/modules/{K}/livepatch/{name}.ko"),
+            package: None,
+        }
     }
 
     #[test]
     fn verification_names_what_is_missing() {
-        let p = parse_lsinitrd(LISTING);
-        let k = "6.1.0-56-amd64";
-        let simple = StackEntry {
-            name: "tlp_simple".into(),
-            path: format!("/lib/modules/{k}/livepatch/tlp_simple.ko"),
-            package: Some("tlp-livepatch-simple-1-1.x86_64".into()),
-        };
-        assert!(missing_from(&p, k, std::slice::from_ref(&simple)).is_empty());
-        let other = StackEntry {
-            name: "tlp_other".into(),
-            path: format!("/lib/modules/{k}/livepatch/tlp_other.ko"),
-            package: None,
-        };
-        let m = missing_from(&p, k, &[simple, other]);
+        let p = listing();
+        let simple = entry("tlp_simple");
+        assert!(missing_from(&p, K, std::slice::from_ref(&simple)).is_empty());
+        let m = missing_from(&p, K, &[simple, entry("tlp_other")]);
         assert_eq!(
             m,
-            vec![format!("module /lib/modules/{k}/livepatch/tlp_other.ko")]
+            vec![format!("module /lib/modules/{K}/livepatch/tlp_other.ko")]
         );
         assert_eq!(
-            missing_from(&[], k, &[]),
+            missing_from(&[], K, &[]),
             vec![format!("the hook {HOOK_NAME}")]
+        );
+    }
+
+    #[test]
+    fn one_unpack_pattern_selects_everything_checked() {
+        let glob = UNPACK_PATTERN.trim_matches('*');
+        assert!(!glob.contains(['*', '?', '[']), "{UNPACK_PATTERN}");
+        for p in listing() {
+            assert!(p.contains(glob), "{p} is not selected by {UNPACK_PATTERN}");
+        }
+        assert!(STACK_DIR.contains(glob) && HOOK_NAME.contains(glob));
+    }
+
+    fn put(dir: &Path, rel: &str, bytes: &[u8]) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// A snapshot with our dracut module and a stack of tlp_simple, and what
+    /// lsinitrd would unpack from a right initrd of it.
+    fn snapshot_and_unpacked() -> (tempfile::TempDir, tempfile::TempDir) {
+        let snap = tempfile::tempdir().unwrap();
+        let hook = format!("usr/lib/dracut/modules.d/90{DRACUT_MODULE}/{HOOK_NAME}");
+        put(snap.path(), &hook, b"#!/bin/sh\nload\n");
+        put(
+            snap.path(),
+            &format!("lib/modules/{K}/livepatch/tlp_simple.ko"),
+            b"ko v2",
+        );
+        write_stack(snap.path(), K, &[entry("tlp_simple")]).unwrap();
+        let stack = std::fs::read(snap.path().join(format!("{STACK_DIR}/{K}"))).unwrap();
+        let un = tempfile::tempdir().unwrap();
+        put(un.path(), &listing()[0], &stack);
+        put(un.path(), &listing()[1], b"#!/bin/sh\nload\n");
+        put(un.path(), &listing()[2], b"ko v2");
+        (snap, un)
+    }
+
+    #[test]
+    fn unpacked_initrd_matching_the_snapshot_passes() {
+        let (snap, un) = snapshot_and_unpacked();
+        let stack = [entry("tlp_simple")];
+        assert_eq!(
+            check_unpacked(un.path(), snap.path(), K, &stack).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn unpacked_initrd_with_missing_or_stale_files_fails() {
+        let stack = [entry("tlp_simple")];
+        let check = |un: &Path, snap: &Path| {
+            check_unpacked(un, snap, K, &stack)
+                .unwrap()
+                .expect("a bad initrd passed")
+        };
+        // A stale module and a stale stack file of the right names.
+        let (snap, un) = snapshot_and_unpacked();
+        put(un.path(), &listing()[2], b"ko v1");
+        put(un.path(), &listing()[0], b"tlp_old /x -\n");
+        assert_eq!(
+            check(un.path(), snap.path()),
+            format!(
+                "holds a different stack file {STACK_DIR}/{K}, module /lib/modules/{K}/livepatch/tlp_simple.ko than the snapshot"
+            )
+        );
+        // A hook that is not our dracut module's.
+        let (snap, un) = snapshot_and_unpacked();
+        put(un.path(), &listing()[1], b"#!/bin/sh\n");
+        let m = check(un.path(), snap.path());
+        assert!(
+            m.starts_with(&format!("holds a different hook {HOOK_NAME}")),
+            "{m}"
+        );
+        // Nothing unpacked (our dracut module left out); a symlink where the
+        // module should be is not a module.
+        let (snap, un) = snapshot_and_unpacked();
+        std::fs::remove_dir_all(un.path().join("etc")).unwrap();
+        std::fs::remove_dir_all(un.path().join("usr/lib/dracut")).unwrap();
+        let ko = un.path().join(&listing()[2]);
+        std::fs::remove_file(&ko).unwrap();
+        std::os::unix::fs::symlink(
+            snap.path()
+                .join(format!("lib/modules/{K}/livepatch/tlp_simple.ko")),
+            &ko,
+        )
+        .unwrap();
+        assert_eq!(
+            check(un.path(), snap.path()),
+            format!(
+                "lacks the hook {HOOK_NAME}, the stack file {STACK_DIR}/{K}, module /lib/modules/{K}/livepatch/tlp_simple.ko"
+            )
         );
     }
 

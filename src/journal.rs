@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use time::format_description::BorrowedFormatItem;
 
 pub const STATE_DIR: &str = "var/lib/transactional-livepatch";
 
@@ -162,6 +163,18 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Journal ids start with the UTC time in this form, so they sort by time.
+pub const ID_STAMP: &[BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]");
+
+/// The current UTC time in `format`, the one place stamps are made from the
+/// clock (journal ids, snapper's info.xml dates).
+pub fn utc_now(format: &[BorrowedFormatItem<'_>]) -> String {
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -267,16 +280,7 @@ impl Journal {
     }
 
     fn fresh(&self, kind: Kind, base: u32) -> Entry {
-        let now = time::OffsetDateTime::now_utc();
-        let stamp = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
+        let stamp = utc_now(ID_STAMP);
         let mut n = 0;
         let id = loop {
             let id = format!("{stamp}-{n:03}");
@@ -327,6 +331,23 @@ impl Journal {
         Ok(out)
     }
 
+    /// Delete all but the newest `keep` entries that `repeats` selects: a
+    /// bound for records that say the same again (up-to-date update runs).
+    /// Call with the lock held. Returns how many were deleted.
+    pub fn prune(&self, keep: usize, repeats: impl Fn(&Entry) -> bool) -> Result<usize> {
+        let entries = self.entries()?;
+        let hits: Vec<&Entry> = entries.iter().filter(|e| repeats(e)).collect();
+        let excess = hits.len().saturating_sub(keep);
+        for e in &hits[..excess] {
+            let p = self.path(&e.id);
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+        if excess > 0 {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(excess)
+    }
+
     pub fn open_entries(&self) -> Result<Vec<Entry>> {
         Ok(self
             .entries()?
@@ -337,6 +358,17 @@ impl Journal {
 }
 
 impl Entry {
+    /// The record of an automatic update run that found nothing new: the
+    /// kind `update` prunes (see [`Journal::prune`]).
+    pub fn is_up_to_date_run(&self) -> bool {
+        self.kind == Kind::Update
+            && self.outcome == Outcome::Committed
+            && self
+                .update
+                .as_ref()
+                .is_some_and(|u| u.automatic && u.result == UpdateResult::UpToDate)
+    }
+
     pub fn step(&mut self, journal: &Journal, step: Step) -> Result<()> {
         self.step = step;
         journal.write(self)
@@ -425,6 +457,12 @@ mod tests {
         e.step(&j, Step::SnapshotCreated).unwrap();
         let e2 = j.begin(Kind::Rollback, 2).unwrap();
         assert_ne!(e.id, e2.id);
+        // Time-ordered ids: "20261123T103000-000".
+        let shape: String =
+            e.id.chars()
+                .map(|c| if c.is_ascii_digit() { '9' } else { c })
+                .collect();
+        assert_eq!(shape, "99999999T999999-999", "{}", e.id);
         let all = j.entries().unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].step, Step::SnapshotCreated);

@@ -180,13 +180,7 @@ pub fn boot_check(
         return Ok(report);
     };
     let stack = initrd::read_stack(&booted.path, &running)?;
-    let live: Vec<String> = lp
-        .sysfs
-        .patches()?
-        .into_iter()
-        .filter(|p| p.enabled)
-        .map(|p| p.name)
-        .collect();
+    let live = lp.sysfs.enabled_names()?;
     for s in &stack {
         if live.contains(&s.name) {
             continue;

@@ -42,6 +42,9 @@ pub struct ApplyOptions {
     /// Accept a package older than the version of the same package in the
     /// default snapshot (a cumulative livepatch downgrade).
     pub allow_downgrade: bool,
+    /// What the history calls the package file, when the path opened is a
+    /// handle (the daemon's /dev/stdin) rather than the name its caller gave.
+    pub package_name: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -235,17 +238,6 @@ pub fn restore_live(
     Ok(())
 }
 
-/// Enabled livepatch names in load order.
-pub fn live_names(lp: &Livepatch) -> Result<Vec<String>> {
-    Ok(lp
-        .sysfs
-        .live_in_load_order()?
-        .into_iter()
-        .filter(|p| p.enabled)
-        .map(|p| p.name)
-        .collect())
-}
-
 /// Whether the running kernel's enabled set equals `target` (as a set).
 pub fn live_matches(lp: &Livepatch, target: &[StackEntry]) -> Result<bool> {
     let mut live: Vec<String> = lp
@@ -328,12 +320,15 @@ pub fn apply(
     let live_before = if opts.boot_only {
         Vec::new()
     } else {
-        live_names(&lp)?
+        lp.sysfs.enabled_names()?
     };
     let mut entry = journal.begin(Kind::Apply, base.number)?;
     entry.live = !opts.boot_only;
     entry.package = Some(PackageRecord {
-        file: package_path.display().to_string(),
+        file: opts
+            .package_name
+            .clone()
+            .unwrap_or_else(|| package_path.display().to_string()),
         nevra: facts.nevra.clone(),
         sha256: facts.sha256.clone(),
         kernel_release: kver.clone(),
@@ -747,7 +742,7 @@ pub fn rollback(
     let live_before = if opts.boot_only {
         Vec::new()
     } else {
-        live_names(&lp)?
+        lp.sysfs.enabled_names()?
     };
     let mut entry = journal.begin(Kind::Rollback, current.number)?;
     entry.target = Some(target.number);
@@ -884,7 +879,7 @@ mod tests {
         let (loaded, removed) = reconcile_live(&lp, snap.path(), &target, &Settle(&k)).unwrap();
         assert!(loaded.is_empty());
         assert_eq!(removed, ["tlp_stack_b"]);
-        assert_eq!(live_names(&lp).unwrap(), ["tlp_stack_a"]);
+        assert_eq!(lp.sysfs.enabled_names().unwrap(), ["tlp_stack_a"]);
         assert!(live_matches(&lp, &target).unwrap());
     }
 
@@ -915,7 +910,7 @@ mod tests {
         k.add_patch("tlp_new", false);
         let lp = lp(d.path(), &k);
         restore_live(&lp, base.path(), &base_stack, &before, &Settle(&k)).unwrap();
-        let mut now = live_names(&lp).unwrap();
+        let mut now = lp.sysfs.enabled_names().unwrap();
         now.sort();
         assert_eq!(now, ["manual_patch", "tlp_simple"]);
         assert_eq!(*k.unloaded.borrow(), ["tlp_new"]);

@@ -30,7 +30,9 @@
 use crate::chroot::ChrootEnv;
 use crate::config::UpdatePolicy;
 use crate::error::{FailureKind, failure};
-use crate::journal::{Journal, Kind, Lock, Outcome, UpdatePackage, UpdateRecord, UpdateResult};
+use crate::journal::{
+    Entry, Journal, Kind, Lock, Outcome, UpdatePackage, UpdateRecord, UpdateResult,
+};
 use crate::livepatch::Kernel;
 use crate::mount::MountGuard;
 use crate::snapshot::{Snapshot, Snapshots};
@@ -472,6 +474,15 @@ fn record(
             });
         })?;
         tracing::info!("recorded update run as transaction {}", entry.id);
+        // Up-to-date runs say the same every few hours: keep the newest few.
+        let keep = sys.config.update.keep_up_to_date_runs as usize;
+        match journal.prune(keep, Entry::is_up_to_date_run) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted {n} older up-to-date update run records"),
+            Err(e) => {
+                tracing::warn!("could not prune the up-to-date update run records: {e:#}")
+            }
+        }
         Ok(())
     };
     if let Err(e) = go() {
@@ -588,6 +599,54 @@ mod tests {
             arch: "x86_64".into(),
             repository: repo.into(),
         }
+    }
+
+    /// Issue 8: automatic runs that found nothing new are kept to the
+    /// configured number (the newest); every other record stays.
+    #[test]
+    fn up_to_date_run_records_are_pruned_to_the_configured_number() {
+        let d = tempfile::tempdir().unwrap();
+        let mut sys = System::new(d.path(), d.path(), None).unwrap();
+        sys.config.update.keep_up_to_date_runs = 3;
+        let check = CheckReport {
+            schema_version: SCHEMA_VERSION,
+            kernel_release: "6.1.0-56-amd64".into(),
+            default_snapshot: 1,
+            update_available: false,
+            packages: Vec::new(),
+        };
+        let run = |r: Result<UpdateResult>| {
+            record(&sys, UpdatePolicy::Check, Some(&check), &[], &r);
+        };
+        run(Ok(UpdateResult::UpToDate));
+        run(Ok(UpdateResult::Available));
+        run(Err(anyhow::anyhow!("repository unreachable")));
+        for _ in 0..5 {
+            run(Ok(UpdateResult::UpToDate));
+        }
+        let journal = Journal::open_readonly(&sys.root);
+        let all = journal.entries().unwrap();
+        let results: Vec<UpdateResult> = all
+            .iter()
+            .map(|e| e.update.as_ref().unwrap().result)
+            .collect();
+        use UpdateResult::*;
+        assert_eq!(results, [Available, Failed, UpToDate, UpToDate, UpToDate]);
+        // The ones kept are the newest: the last id recorded is among them.
+        let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        // A manual `update` record or an apply is never pruned, however many.
+        let mut manual = all[4].clone();
+        manual.id = "29991231T000000-000".into();
+        manual.update.as_mut().unwrap().automatic = false;
+        Journal::open(&sys.root).unwrap().write(&manual).unwrap();
+        assert!(!manual.is_up_to_date_run() && all[4].is_up_to_date_run());
+        run(Ok(UpdateResult::UpToDate));
+        let all = journal.entries().unwrap();
+        assert_eq!(all.len(), 6, "{all:#?}");
+        assert_eq!(all.iter().filter(|e| e.is_up_to_date_run()).count(), 3);
     }
 
     #[test]

@@ -469,6 +469,29 @@ fn subvolume_info_and_is_subvolume_match_cli() {
     );
     let e = btrfs::subvolume_info(&fs.path("link")).unwrap_err();
     assert!(format!("{e:#}").contains("symbolic link"), "{e:#}");
+
+    // The listing variant, relative to an open directory, says the same;
+    // another filesystem mounted on a directory is not a subvolume, and no
+    // error.
+    let dir = nix::fcntl::open(
+        &fs.mnt,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    assert_eq!(btrfs::subvolume_info_at(&dir, "a").unwrap(), Some(ai));
+    assert_eq!(
+        btrfs::subvolume_info_at(&dir, "a/nested").unwrap(),
+        Some(ni)
+    );
+    for not in ["a/dir", "a/file", "a/missing", "link", "snap/nested"] {
+        assert_eq!(btrfs::subvolume_info_at(&dir, not).unwrap(), None, "{not}");
+    }
+    let other = fs.path("a/dir");
+    run("mount", &["-t", "tmpfs", "tmpfs", s(&other)]);
+    let on_tmpfs = btrfs::subvolume_info_at(&dir, "a/dir");
+    run("umount", &[s(&other)]);
+    assert_eq!(on_tmpfs.unwrap(), None);
 }
 
 /// Superblock generation on disk, as `btrfs inspect-internal dump-super` reads it.

@@ -841,3 +841,42 @@ fn shipped_files_agree_with_the_code() {
         assert!(code.contains(&format!("\"org.opensuse.transactionallivepatch.{op}\"")));
     }
 }
+
+/// Issue 4: the daemon hands the package to its child as /dev/stdin, but
+/// the history (journal, `list`, `status`, D-Bus) names the path the caller
+/// gave, as for an apply from the command line.
+#[test]
+fn an_apply_over_the_bus_is_recorded_under_the_callers_path() {
+    require!(true);
+    let sys = TestSystem::new();
+    let bus = Bus::start(&sys.mnt, 60);
+    let pkg = rpm("tlp-livepatch-simple");
+    let pkg = pkg.to_str().unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let conn = bus.connect().await;
+        let mut signals = subscribe(&conn).await;
+        let manager = ManagerProxy::new(&conn).await.unwrap();
+        let path = manager.apply(pkg, boot_only()).await.expect("Apply");
+        let sigs = collect(&mut signals, path.as_str(), Duration::from_secs(600)).await;
+        assert_eq!(
+            sigs.last(),
+            Some(&Sig::Finished(true, String::new(), String::new())),
+            "{sigs:#?}\n{}",
+            bus.logs()
+        );
+        let list: serde_json::Value =
+            serde_json::from_str(&manager.list_transactions().await.unwrap()).unwrap();
+        assert_eq!(list[0]["kind"], "apply", "{list:#}");
+        assert_eq!(list[0]["package"]["file"], pkg, "{list:#}");
+        let status: serde_json::Value =
+            serde_json::from_str(&manager.status().await.unwrap()).unwrap();
+        assert_eq!(
+            status["last_transactions"][0]["package"]["file"], pkg,
+            "{status:#}"
+        );
+    });
+    // The command line reads the same journal.
+    let list: serde_json::Value = serde_json::from_str(&sys.tlp_ok(&["list", "--json"])).unwrap();
+    assert_eq!(list[0]["package"]["file"], pkg, "{list:#}");
+}

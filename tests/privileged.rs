@@ -192,6 +192,39 @@ fn failing_dracut_leaves_everything_as_it_was() {
     assert_eq!(sys.state(), before);
 }
 
+/// The initrd check, with the real dracut and lsinitrd: an initrd built
+/// without our dracut module (no hook, no stack file, no module) is refused
+/// with what it lacks, and nothing changes.
+#[test]
+fn initrd_without_our_dracut_module_is_refused() {
+    require!();
+    let sys = TestSystem::new();
+    let cfg = sys.dir.path().join("omit-module.toml");
+    std::fs::write(
+        &cfg,
+        "[initrd]\ndracut_args = [\"--omit\", \"transactional-livepatch\"]\n",
+    )
+    .unwrap();
+    let before = sys.state();
+    let out = sys.tlp(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "apply",
+        "--boot-only",
+        rpm("tlp-livepatch-simple").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(17), "{}", stderr(&out));
+    let line = error_line(&out);
+    for lacking in [
+        "the new initrd lacks the hook tlp-load-livepatches.sh",
+        "the stack file etc/transactional-livepatch/stack/",
+        "livepatch/tlp_simple.ko",
+    ] {
+        assert!(line.contains(lacking), "{lacking:?} not in {line}");
+    }
+    assert_eq!(sys.state(), before);
+}
+
 #[test]
 fn refusals_of_bad_packages_change_nothing() {
     require!();

@@ -87,6 +87,26 @@ pub fn subvolume_info_if_subvolume(path: &Path) -> Result<Option<SubvolInfo>> {
     .map(Some)
 }
 
+/// [`subvolume_info_if_subvolume`] of `name` relative to the open directory
+/// `dir` (the last component not followed), for listing many snapshots with
+/// short lookups. The filesystem is asked (fstatfs) only when the info ioctl
+/// fails, to tell "not btrfs" (not a subvolume) from a real error: on the
+/// snapshots of one btrfs that never happens.
+pub fn subvolume_info_at(dir: &OwnedFd, name: &str) -> Result<Option<SubvolInfo>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let Ok(fd) = nix::fcntl::openat(dir, name, flags, Mode::empty()) else {
+        return Ok(None);
+    };
+    if fstat(&fd).map_or(true, |st| st.st_ino != ioctl::FIRST_FREE_OBJECTID) {
+        return Ok(None);
+    }
+    match info_of(&fd) {
+        Ok(info) => Ok(Some(info)),
+        Err(_) if !on_btrfs(&fd).unwrap_or(false) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading subvolume info of {name}")),
+    }
+}
+
 fn info_of(fd: &OwnedFd) -> Result<SubvolInfo> {
     let args = ioctl::get_subvol_info(fd.as_fd()).map_err(io_err)?;
     Ok(SubvolInfo {

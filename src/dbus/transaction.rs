@@ -68,9 +68,11 @@ impl Operation {
         match self {
             // The package is the child's stdin: the handle this daemon opened
             // and checked. Reopening /dev/stdin reaches that same inode,
-            // whatever happens to the path meanwhile.
-            Operation::Apply { boot_only, .. } => {
+            // whatever happens to the path meanwhile. The caller's path goes
+            // along as a label for the history only.
+            Operation::Apply { package, boot_only } => {
                 a.push("/dev/stdin".into());
+                a.push(format!("--package-name={}", package.display()));
                 if *boot_only {
                     a.push("--boot-only".into());
                 }
@@ -556,7 +558,16 @@ mod tests {
             package: "/tmp/x.rpm".into(),
             boot_only: true,
         };
-        assert_eq!(a.args(), ["apply", "/dev/stdin", "--boot-only", "--json"]);
+        assert_eq!(
+            a.args(),
+            [
+                "apply",
+                "/dev/stdin",
+                "--package-name=/tmp/x.rpm",
+                "--boot-only",
+                "--json"
+            ]
+        );
         assert_eq!(a.describe(), "apply /tmp/x.rpm (boot only)");
         let r = Operation::Rollback {
             snapshot: Some(3),

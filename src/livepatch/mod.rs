@@ -160,13 +160,7 @@ impl Livepatch<'_> {
         name: &str,
         report: Report,
     ) -> Result<Vec<String>> {
-        let before: Vec<String> = self
-            .sysfs
-            .patches()?
-            .into_iter()
-            .filter(|p| p.enabled)
-            .map(|p| p.name)
-            .collect();
+        let before = self.sysfs.enabled_names()?;
         if self.sysfs.module_loaded(name) && self.sysfs.patch(name)?.is_none() {
             // A leftover module of a disabled patch: it must go before a new load.
             self.kernel.unload_module(name)?;

@@ -122,6 +122,17 @@ impl Sysfs {
         Ok(patches)
     }
 
+    /// Names of the enabled patches (transitioning ones included once
+    /// enabled), in load order: the set every caller compares against.
+    pub fn enabled_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .live_in_load_order()?
+            .into_iter()
+            .filter(|p| p.enabled)
+            .map(|p| p.name)
+            .collect())
+    }
+
     pub fn write_enabled(&self, name: &str, enabled: bool) -> Result<()> {
         let p = self.livepatch_dir().join(name).join("enabled");
         std::fs::write(&p, if enabled { "1" } else { "0" })
