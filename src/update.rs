@@ -318,7 +318,7 @@ fn resolve(sys: &System, download: bool, progress: &dyn Progress) -> Result<Reso
                 );
             }
             progress.message(&format!(
-                "{}-{}.{} from {} (signature checked by zypper)",
+                "{}-{}.{} from {} (downloaded by zypper, checked as the repository's gpgcheck setting asks)",
                 d.name, d.edition, d.arch, d.repository
             ));
             downloads.push(downloaded_host_path(sys, &d.path)?);
