@@ -704,6 +704,22 @@ fn rpmbuild(
     out
 }
 
+/// A fresh host directory for the tricks that aim at host paths, below
+/// `/srv/tlp-hostile`: a path no mount of the chroot covers (/var, /run,
+/// /tmp, /dev, /proc, /sys), so the snapshot's view of the same path is a
+/// plain directory of its own. Below the target directory it would not be
+/// when the checkout lives in /var or /tmp (a symlink's target would then
+/// resolve into the shared /var or a fresh tmpfs, and these checks would
+/// test the mounts instead of the tool). An empty `name` gives the parent.
+fn host_side(name: &str) -> PathBuf {
+    let p = Path::new("/srv/tlp-hostile").join(name);
+    if !name.is_empty() {
+        let _ = std::fs::remove_dir_all(&p);
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
 struct Corpus {
     pkgs: HashMap<&'static str, PathBuf>,
     /// Public key of the trusted test key (armored).
@@ -918,10 +934,8 @@ fn corpus() -> &'static Corpus {
         });
 
         // Installable packages that fail (or escape) inside the chroot.
-        let outside_pre = dir.join("outside-pre");
-        let outside_post = dir.join("outside-post");
-        std::fs::create_dir_all(&outside_pre).unwrap();
-        std::fs::create_dir_all(&outside_post).unwrap();
+        let outside_pre = host_side("outside-pre");
+        let outside_post = host_side("outside-post");
         let stack_a = f.rpms.join("modules/tlp_stack_a.ko");
         pkgs.insert(
             "scriptlet-writes-outside",
@@ -1663,7 +1677,11 @@ fn symlinks_in_the_snapshot_never_lead_out() {
     let kver = fixtures().kver.clone();
     let cat = "symlink trick";
     // Host directories the planted symlinks point at, with canaries.
-    let host = sys.dir.path().join("host-side");
+    let host_dir = tempfile::Builder::new()
+        .prefix("symlinks-")
+        .tempdir_in(host_side(""))
+        .unwrap();
+    let host = host_dir.path().to_path_buf();
     let canary = |d: &str, files: &[(&str, &str)]| -> PathBuf {
         let p = host.join(d);
         std::fs::create_dir_all(&p).unwrap();
