@@ -690,10 +690,14 @@ fn idle_service_exits_and_is_activated_again() {
         wait_until(Duration::from_secs(15), || bus.service_pid().is_none()),
         "the idle service did not exit"
     );
+    // The name goes before the process: it may still be shutting down.
     assert!(
-        !Path::new(&format!("/proc/{first}/cmdline")).exists() || {
-            std::fs::read_to_string(format!("/proc/{first}/stat")).is_ok_and(|s| s.contains(") Z "))
-        }
+        wait_until(Duration::from_secs(15), || {
+            !Path::new(&format!("/proc/{first}/cmdline")).exists()
+                || std::fs::read_to_string(format!("/proc/{first}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        }),
+        "the idle service released its name but its process {first} did not exit"
     );
     version(&bus);
     let second = bus.service_pid().expect("activated again");

@@ -52,7 +52,8 @@ fi
 
 if want privileged; then
     say "privileged tier (loop-device btrfs, real rpm, dracut, lsinitrd, zypper)"
-    cargo test --locked --features failpoints \
+    # --no-fail-fast: one run reports every failing test file, not the first.
+    cargo test --locked --features failpoints --no-fail-fast \
         --test btrfs_loop --test package_preflight --test privileged --test update --test hostile --test dbus --test packaging --test cockpit -- --test-threads=2
     summary+=("privileged: ok")
 fi
@@ -63,7 +64,7 @@ if want vm; then
         # Two VMs at a time: each guest has one vCPU (-smp 1, see
         # tests/vm/lib.sh) and the tier is CPU-bound under TCG, so on a
         # 2-core machine this halves its time. TLP_VM_THREADS overrides.
-        cargo test --locked --features failpoints --test vm -- --test-threads="${TLP_VM_THREADS:-2}"
+        cargo test --locked --features failpoints --no-fail-fast --test vm -- --test-threads="${TLP_VM_THREADS:-2}"
         summary+=("vm: ok")
     else
         echo "the VM tier is missing (tests/vm.rs)" >&2
