@@ -70,28 +70,38 @@ pub fn compare_evr(a: &Evr, b: &Evr) -> Ordering {
         .then_with(|| vercmp(&a.release, &b.release))
 }
 
-/// The versions of package `name` installed in the snapshot (usually none or one).
-pub fn installed(snapshot_root: &Path, name: &str) -> Result<Vec<Evr>> {
+/// `rpm -q --qf FORMAT -- WHAT` in the snapshot: its output, or None when
+/// rpm says the package is not installed (exit 1, the ordinary "none").
+fn query(snapshot_root: &Path, format: &str, what: &str) -> Result<Option<String>> {
     let out = rpm_command("rpm", snapshot_root)?
-        .args(["-q", "--qf", "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", "--"])
-        .arg(name)
+        .args(["-q", "--qf", format, "--", what])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .output()
         .with_context(|| format!("querying the rpm database of {}", snapshot_root.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        // Exit 1 with "package X is not installed" is the ordinary "none".
         if text.contains("is not installed") {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         anyhow::bail!(
-            "`rpm -q {name}` in {} failed: {}",
+            "`rpm -q {what}` in {} failed: {}",
             snapshot_root.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(text.lines().filter_map(Evr::parse).collect())
+    Ok(Some(text))
+}
+
+/// The versions of package `name` installed in the snapshot (usually none or one).
+pub fn installed(snapshot_root: &Path, name: &str) -> Result<Vec<Evr>> {
+    let text = query(snapshot_root, "%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n", name)?;
+    Ok(text
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(Evr::parse)
+        .collect())
 }
 
 /// The CVE ids an installed package names, as preflight finds them in a
@@ -101,29 +111,14 @@ pub fn installed(snapshot_root: &Path, name: &str) -> Result<Vec<Evr>> {
 pub fn installed_cves(snapshot_root: &Path, nevra: &str) -> Result<Option<Vec<String>>> {
     use std::io::Read;
     const FILES: &str = "\u{1}files\u{1}";
-    let out = rpm_command("rpm", snapshot_root)?
-        .args([
-            "-q",
-            "--qf",
-            "%{SUMMARY}\\n%{DESCRIPTION}\\n[%{CHANGELOGTEXT}\\n]\u{1}files\u{1}\\n[%{FILENAMES}\\n]",
-            "--",
-        ])
-        .arg(nevra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .with_context(|| format!("querying the rpm database of {}", snapshot_root.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        if text.contains("is not installed") {
-            return Ok(None);
-        }
-        anyhow::bail!(
-            "`rpm -q {nevra}` in {} failed: {}",
-            snapshot_root.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let Some(text) = query(
+        snapshot_root,
+        "%{SUMMARY}\\n%{DESCRIPTION}\\n[%{CHANGELOGTEXT}\\n]\u{1}files\u{1}\\n[%{FILENAMES}\\n]",
+        nevra,
+    )?
+    else {
+        return Ok(None);
+    };
     let (head, files) = text.split_once(FILES).unwrap_or((&text, ""));
     let mut all = head.to_string();
     let root = Root::open(snapshot_root)?;
