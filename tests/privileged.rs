@@ -165,24 +165,29 @@ fn failing_scriptlet_leaves_everything_as_it_was() {
     );
 }
 
-#[test]
-fn failing_dracut_leaves_everything_as_it_was() {
-    require!();
-    let sys = TestSystem::new();
-    let cfg = sys.dir.path().join("bad-dracut.toml");
-    std::fs::write(
-        &cfg,
-        "[initrd]\ndracut_args = [\"--no-such-dracut-option\"]\n",
-    )
-    .unwrap();
-    let before = sys.state();
-    let out = sys.tlp(&[
+/// `apply --boot-only` of tlp-livepatch-simple with the configuration file
+/// `toml` (written into the test system's directory).
+fn apply_simple_with_config(sys: &TestSystem, toml: &str) -> std::process::Output {
+    let cfg = sys.dir.path().join("test-config.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    sys.tlp(&[
         "--config",
         cfg.to_str().unwrap(),
         "apply",
         "--boot-only",
         rpm("tlp-livepatch-simple").to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn failing_dracut_leaves_everything_as_it_was() {
+    require!();
+    let sys = TestSystem::new();
+    let before = sys.state();
+    let out = apply_simple_with_config(
+        &sys,
+        "[initrd]\ndracut_args = [\"--no-such-dracut-option\"]\n",
+    );
     assert_eq!(code(&out), Some(17), "{}", stderr(&out));
     assert!(
         error_line(&out).contains("dracut failed"),
@@ -199,20 +204,11 @@ fn failing_dracut_leaves_everything_as_it_was() {
 fn initrd_without_our_dracut_module_is_refused() {
     require!();
     let sys = TestSystem::new();
-    let cfg = sys.dir.path().join("omit-module.toml");
-    std::fs::write(
-        &cfg,
-        "[initrd]\ndracut_args = [\"--omit\", \"transactional-livepatch\"]\n",
-    )
-    .unwrap();
     let before = sys.state();
-    let out = sys.tlp(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "apply",
-        "--boot-only",
-        rpm("tlp-livepatch-simple").to_str().unwrap(),
-    ]);
+    let out = apply_simple_with_config(
+        &sys,
+        "[initrd]\ndracut_args = [\"--omit\", \"transactional-livepatch\"]\n",
+    );
     assert_eq!(code(&out), Some(17), "{}", stderr(&out));
     let line = error_line(&out);
     for lacking in [
