@@ -2,8 +2,10 @@
 //!
 //! What a snapshot boots with is decided inside the snapshot: the ordered list
 //! of livepatch modules for each kernel (the *boot stack*,
-//! `/etc/transactional-livepatch/stack/<kver>`, one `name path package` line
-//! per module, load order) rolls back with it. Our dracut module
+//! `/etc/transactional-livepatch/stack/<kver>`, one `name path package cves`
+//! line per module, load order) rolls back with it. The CVE ids are recorded
+//! at apply time, from the package file, so that `status` never asks the
+//! snapshot's rpm database for them (a snapshot's stack never changes). Our dracut module
 //! (`dracut-module/90transactional-livepatch`) copies the stack file and the
 //! modules into the initrd and loads them early in boot. dracut writes into a
 //! temp file next to the final one, which is renamed into place only after the
@@ -31,6 +33,26 @@ pub struct StackEntry {
     /// name-version-release.arch of the package that brought it, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// The CVE ids its package names, as preflight found them when it was
+    /// applied; None when not recorded (a stack written by an older version,
+    /// or a module installed by other means).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cves: Option<Vec<String>>,
+}
+
+/// The fourth field of a stack line: CVE ids joined by commas, `-` for none.
+fn cves_field(cves: &[String]) -> String {
+    if cves.is_empty() {
+        "-".into()
+    } else {
+        cves.join(",")
+    }
+}
+
+/// Only well-formed ids come back (the stack file is plain text in the
+/// snapshot's /etc; status --json promises the `CVE-YYYY-NNNN` form).
+fn parse_cves_field(field: &str) -> Vec<String> {
+    crate::package::find_cves(field)
 }
 
 /// The boot stack of `snapshot_root` for kernel `kver`: the recorded order,
@@ -54,6 +76,7 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
                     continue;
                 };
                 let package = it.next().filter(|p| *p != "-").map(str::to_string);
+                let cves = it.next().map(parse_cves_field);
                 if is_livepatch_path(path)
                     && root.symlink_metadata(path).ok().flatten() == Some(FileKind::File)
                 {
@@ -61,6 +84,7 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
                         name: name.into(),
                         path: path.into(),
                         package,
+                        cves,
                     });
                 }
             }
@@ -89,6 +113,7 @@ pub fn read_stack(snapshot_root: &Path, kver: &str) -> Result<Vec<StackEntry>> {
                     name,
                     path,
                     package: None,
+                    cves: None,
                 });
             }
         }
@@ -106,7 +131,17 @@ pub fn write_stack(snapshot_root: &Path, kver: &str, stack: &[StackEntry]) -> Re
     );
     for s in stack {
         let package = s.package.as_deref().unwrap_or("-");
-        text.push_str(&format!("{} {} {package}\n", s.name, s.path));
+        // The dracut module reads `name path _`: the fields after the path
+        // are the tool's alone.
+        match &s.cves {
+            Some(cves) => text.push_str(&format!(
+                "{} {} {package} {}\n",
+                s.name,
+                s.path,
+                cves_field(cves)
+            )),
+            None => text.push_str(&format!("{} {} {package}\n", s.name, s.path)),
+        }
     }
     root.write_atomic(&format!("{STACK_DIR}/{kver}"), text.as_bytes(), 0o644)
 }
@@ -386,6 +421,7 @@ mod tests {
             name: name.into(),
             path: format!("/lib/modules/{K}/livepatch/{name}.ko"),
             package: None,
+            cves: None,
         }
     }
 
@@ -511,11 +547,68 @@ mod tests {
             name: n.into(),
             path: format!("/lib/modules/{k}/livepatch/{n}.ko"),
             package: None,
+            cves: None,
         };
         write_stack(d.path(), k, &[e("tlp_b"), e("tlp_gone"), e("tlp_a")]).unwrap();
         let s = read_stack(d.path(), k).unwrap();
         let names: Vec<_> = s.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["tlp_b", "tlp_a", "tlp_z"]);
+    }
+
+    #[test]
+    fn stack_records_packages_and_cves_when_known() {
+        let d = tempfile::tempdir().unwrap();
+        let k = "6.1.0-56-amd64";
+        let lp = d.path().join("lib/modules").join(k).join("livepatch");
+        std::fs::create_dir_all(&lp).unwrap();
+        for f in ["tlp_a.ko", "tlp_b.ko", "tlp_c.ko"] {
+            std::fs::write(lp.join(f), "x").unwrap();
+        }
+        let e = |n: &str, package: Option<&str>, cves: Option<&[&str]>| StackEntry {
+            name: n.into(),
+            path: format!("/lib/modules/{k}/livepatch/{n}.ko"),
+            package: package.map(str::to_string),
+            cves: cves.map(|c| c.iter().map(|c| c.to_string()).collect()),
+        };
+        let written = [
+            e(
+                "tlp_a",
+                Some("a-1-1.x86_64"),
+                Some(&["CVE-2026-0001", "CVE-2026-22222"]),
+            ),
+            e("tlp_b", Some("b-1-1.x86_64"), Some(&[])),
+            e("tlp_c", None, None),
+        ];
+        write_stack(d.path(), k, &written).unwrap();
+        let text = std::fs::read_to_string(d.path().join(STACK_DIR).join(k)).unwrap();
+        assert!(
+            text.contains(&format!(
+                "tlp_a /lib/modules/{k}/livepatch/tlp_a.ko a-1-1.x86_64 CVE-2026-0001,CVE-2026-22222\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("b-1-1.x86_64 -\n"), "{text}");
+        assert!(text.ends_with("tlp_c.ko -\n"), "{text}");
+        assert_eq!(read_stack(d.path(), k).unwrap(), written);
+        // A stack written before CVEs were recorded: three fields.
+        std::fs::write(
+            d.path().join(STACK_DIR).join(k),
+            format!("tlp_a /lib/modules/{k}/livepatch/tlp_a.ko a-1-1.x86_64\n"),
+        )
+        .unwrap();
+        let old = read_stack(d.path(), k).unwrap();
+        assert_eq!(old[0].package.as_deref(), Some("a-1-1.x86_64"));
+        assert_eq!(old[0].cves, None);
+        // Whatever else is in the field, only well-formed ids come out.
+        std::fs::write(
+            d.path().join(STACK_DIR).join(k),
+            format!("tlp_a /lib/modules/{k}/livepatch/tlp_a.ko a-1 <b>,CVE-2026-0007,x\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            read_stack(d.path(), k).unwrap()[0].cves,
+            Some(vec!["CVE-2026-0007".to_string()])
+        );
     }
 
     #[test]

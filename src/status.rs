@@ -109,10 +109,15 @@ pub fn status(sys: &System) -> Result<Status> {
     if !kernels.contains(&running) && default.path.join("lib/modules").join(&running).exists() {
         kernels.push(running.clone());
     }
-    // One rpm query per package, not per module.
+    // CVEs come from the stack, recorded at apply time. Only a stack entry
+    // without that record (written by an older version, or a module installed
+    // by other means) costs an rpm query, one per package, not per module.
     let mut cves_of: std::collections::HashMap<String, Vec<String>> = Default::default();
-    let mut cves = |package: &Option<String>| -> Vec<String> {
-        let Some(p) = package else {
+    let mut cves = |entry: &initrd::StackEntry| -> Vec<String> {
+        if let Some(recorded) = &entry.cves {
+            return recorded.clone();
+        }
+        let Some(p) = &entry.package else {
             return Vec::new();
         };
         cves_of
@@ -135,7 +140,7 @@ pub fn status(sys: &System) -> Result<Status> {
                 .into_iter()
                 .map(|s| BootPatch {
                     sha256: module_sha256(&default.path, &s.path),
-                    cves: cves(&s.package),
+                    cves: cves(&s),
                     name: s.name,
                     path: s.path,
                     package: s.package,

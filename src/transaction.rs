@@ -603,6 +603,7 @@ fn apply_steps(
             name: m.name.clone(),
             path: m.path.clone(),
             package: Some(facts.nevra.clone()),
+            cves: Some(facts.cves.clone()),
         });
     }
     initrd::write_stack(&new.path, kver, &stack)?;
@@ -855,6 +856,7 @@ mod tests {
                     name: n.to_string(),
                     path: format!("/lib/modules/k/livepatch/{n}.ko"),
                     package: None,
+                    cves: None,
                 }
             })
             .collect()

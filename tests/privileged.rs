@@ -313,6 +313,114 @@ fn stacked_and_cumulative_boot_stacks() {
     assert_eq!(inside.trim(), stack_file(5).trim());
 }
 
+/// The CVE ids of a boot livepatch, as `status` lists them: recorded in the
+/// stack file at apply time (carried along by later applies), and read from
+/// the snapshot's rpm database only for a stack written without them.
+#[test]
+fn status_lists_the_cves_recorded_at_apply_time() {
+    require!();
+    let sys = TestSystem::new();
+    let kver = fixtures().kver.clone();
+    let cve_pkg = build_cve_package(sys.dir.path());
+    sys.tlp_ok(&["apply", "--boot-only", cve_pkg.to_str().unwrap()]);
+    sys.tlp_ok(&[
+        "apply",
+        "--boot-only",
+        rpm("tlp-livepatch-stack-b").to_str().unwrap(),
+    ]);
+    let default = sys.default_number();
+    let stack_path = sys
+        .snapshot_path(default)
+        .join("etc/transactional-livepatch/stack")
+        .join(&kver);
+    let stack = std::fs::read_to_string(&stack_path).unwrap();
+    assert!(
+        stack.contains(&format!(
+            "tlp_stack_a.ko tlp-livepatch-cve-1-1.x86_64 {CVE_INFO},{CVE_CHANGELOG}\n"
+        )),
+        "{stack}"
+    );
+    assert!(
+        stack.contains("tlp_stack_b.ko tlp-livepatch-stack-b-1-1.x86_64 -\n"),
+        "{stack}"
+    );
+    let cves_in_status = || -> Vec<(String, Vec<String>)> {
+        let st = sys.status_json();
+        let boot = st["default_livepatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kernel_release"] == kver.as_str())
+            .unwrap_or_else(|| panic!("no boot stack for {kver}: {st}"))
+            .clone();
+        boot["livepatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let cves = p["cves"].as_array().unwrap();
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    cves.iter()
+                        .map(|c| c.as_str().unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let both = vec![CVE_INFO.to_string(), CVE_CHANGELOG.to_string()];
+    assert_eq!(
+        cves_in_status(),
+        [
+            ("tlp_stack_a".to_string(), both.clone()),
+            ("tlp_stack_b".to_string(), vec![])
+        ]
+    );
+    // status takes the record, not the rpm database: change the record
+    // (in the sealed default, unsealed for a moment) and status follows it.
+    let rewrite_stack = |text: String| {
+        let snap = sys.snapshot_path(default);
+        run_ok(
+            Command::new("btrfs")
+                .args(["-q", "property", "set", "-ts"])
+                .arg(&snap)
+                .args(["ro", "false"]),
+        );
+        std::fs::write(&stack_path, text).unwrap();
+        run_ok(
+            Command::new("btrfs")
+                .args(["-q", "property", "set", "-ts"])
+                .arg(&snap)
+                .args(["ro", "true"]),
+        );
+    };
+    rewrite_stack(stack.replace(&format!("{CVE_INFO},{CVE_CHANGELOG}"), "CVE-2026-0001"));
+    assert_eq!(cves_in_status()[0].1, ["CVE-2026-0001"]);
+    // A stack without the record (three fields, as older versions wrote
+    // it): status asks the snapshot's rpm database instead.
+    let three_fields: String = stack
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("{l}\n")
+            } else {
+                format!(
+                    "{}\n",
+                    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+                )
+            }
+        })
+        .collect();
+    rewrite_stack(three_fields);
+    assert_eq!(
+        cves_in_status(),
+        [
+            ("tlp_stack_a".to_string(), both),
+            ("tlp_stack_b".to_string(), vec![])
+        ]
+    );
+}
+
 #[test]
 fn non_root_is_refused_before_touching_anything() {
     require!();

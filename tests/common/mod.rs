@@ -337,3 +337,62 @@ pub fn error_line(out: &Output) -> String {
     assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
     lines[0].to_string()
 }
+
+/// The CVE ids tlp-livepatch-cve names: one in its changelog, one in its
+/// /usr/share/livepatch/info/ file.
+pub const CVE_CHANGELOG: &str = "CVE-2026-31337";
+pub const CVE_INFO: &str = "CVE-2026-4242";
+
+/// A livepatch package that names CVEs, built with rpmbuild from the test
+/// module tlp_stack_a.ko (as SUSE's packages do: a changelog entry and a file
+/// under /usr/share/livepatch/info/).
+pub fn build_cve_package(dir: &Path) -> PathBuf {
+    let f = fixtures();
+    let ko = f.rpms.join("modules/tlp_stack_a.ko");
+    assert!(ko.exists(), "{} missing", ko.display());
+    let top = dir.join("rpmbuild");
+    std::fs::create_dir_all(top.join("SOURCES")).unwrap();
+    std::fs::copy(&ko, top.join("SOURCES/tlp_stack_a.ko")).unwrap();
+    let kver = &f.kver;
+    let spec = format!(
+        r#"%define _build_id_links none
+%define debug_package %{{nil}}
+%define __strip /bin/true
+%global __os_install_post %{{nil}}
+Name: tlp-livepatch-cve
+Version: 1
+Release: 1
+Summary: transactional-livepatch test fixture: a livepatch naming CVEs
+License: GPL-2.0-only
+AutoReqProv: no
+
+%description
+Test fixture for CVE lists (status, the Cockpit page): the module of tlp-livepatch-stack-a,
+with CVE ids in the changelog and in /usr/share/livepatch/info/.
+
+%install
+install -D -m 0644 %{{_sourcedir}}/tlp_stack_a.ko %{{buildroot}}/lib/modules/{kver}/livepatch/tlp_stack_a.ko
+mkdir -p %{{buildroot}}/usr/share/livepatch/info
+echo "Fixes {CVE_INFO} (test)" > %{{buildroot}}/usr/share/livepatch/info/tlp-livepatch-cve.txt
+
+%files
+/lib/modules/{kver}/livepatch/tlp_stack_a.ko
+/usr/share/livepatch/info/tlp-livepatch-cve.txt
+
+%changelog
+* Mon Nov 23 2026 Test <test@example.org> - 1-1
+- Fix {CVE_CHANGELOG} in a test function (test fixture).
+"#
+    );
+    let spec_path = top.join("tlp-livepatch-cve.spec");
+    std::fs::write(&spec_path, spec).unwrap();
+    run_ok(
+        Command::new("rpmbuild")
+            .args(["--quiet", "-bb", "--define"])
+            .arg(format!("_topdir {}", top.display()))
+            .arg(&spec_path),
+    );
+    let rpm = top.join("RPMS/x86_64/tlp-livepatch-cve-1-1.x86_64.rpm");
+    assert!(rpm.exists(), "rpmbuild made no {}", rpm.display());
+    rpm
+}
