@@ -37,15 +37,10 @@ fn need(what: &str, tools: &[&str], root: bool) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
+    skip_unless_ci(&format!(
         "{what}: prerequisites missing: {} (run tests/support/deps.sh as root)",
         missing.join(", ")
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true: {msg}");
-    }
-    eprintln!("skipped: {msg}");
-    false
+    ))
 }
 
 fn read(rel: &str) -> String {

@@ -464,35 +464,53 @@ fn assert_consistent(sys: &TestSystem) {
     assert_eq!(sys.state().mounts.len(), 3, "{:?}", sys.state().mounts);
 }
 
+/// The failpoints of a command (`prefix` `apply::` or `rollback::`) that a
+/// boot-only run passes, at least `least` of them.
+#[cfg(feature = "failpoints")]
+fn boot_only_points(prefix: &str, least: usize) -> Vec<&'static str> {
+    let points: Vec<&str> = tlp::failpoints::ALL
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with(prefix) && !LIVE_ONLY_POINTS.contains(p))
+        .collect();
+    assert!(points.len() >= least, "{points:?}");
+    points
+}
+
+/// Run the tool with `args`, killed (SIGKILL) at failpoint `point`. It must
+/// die there and, killed in its private mount namespace, leave nothing
+/// mounted.
+#[cfg(feature = "failpoints")]
+fn kill_at(sys: &TestSystem, args: &[&str], point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run(sys
+        .tlp_cmd(args)
+        .env("FAILPOINTS", format!("{point}=return(kill)")));
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{point}: not killed: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        sys.state().mounts.len(),
+        3,
+        "{point}: {:?}",
+        sys.state().mounts
+    );
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn crash_at_every_apply_step_then_recover_gives_old_or_new() {
     require!();
     let pkg = rpm("tlp-livepatch-simple");
-    let points: Vec<&str> = tlp::failpoints::ALL
-        .iter()
-        .copied()
-        .filter(|p| p.starts_with("apply::") && !LIVE_ONLY_POINTS.contains(p))
-        .collect();
-    assert!(points.len() >= 6, "{points:?}");
-    for point in points {
+    for point in boot_only_points("apply::", 6) {
         let sys = TestSystem::new();
-        let out = run(sys
-            .tlp_cmd(&["apply", "--boot-only", pkg.to_str().unwrap()])
-            .env("FAILPOINTS", format!("{point}=return(kill)")));
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{point}: not killed: {}",
-            stderr(&out)
-        );
-        // Killed in its private mount namespace: nothing of it stays mounted.
-        assert_eq!(
-            sys.state().mounts.len(),
-            3,
-            "{point}: {:?}",
-            sys.state().mounts
+        kill_at(
+            &sys,
+            &["apply", "--boot-only", pkg.to_str().unwrap()],
+            point,
         );
         let rec = sys.tlp_ok(&["recover"]);
         assert_consistent(&sys);
@@ -523,25 +541,10 @@ fn crash_at_every_apply_step_then_recover_gives_old_or_new() {
 fn crash_at_every_rollback_step_then_recover_gives_old_or_new() {
     require!();
     let pkg = rpm("tlp-livepatch-simple");
-    let points: Vec<&str> = tlp::failpoints::ALL
-        .iter()
-        .copied()
-        .filter(|p| p.starts_with("rollback::") && !LIVE_ONLY_POINTS.contains(p))
-        .collect();
-    assert!(points.len() >= 2, "{points:?}");
-    for point in points {
+    for point in boot_only_points("rollback::", 2) {
         let sys = TestSystem::new();
         sys.tlp_ok(&["apply", "--boot-only", pkg.to_str().unwrap()]);
-        let out = run(sys
-            .tlp_cmd(&["rollback", "--boot-only"])
-            .env("FAILPOINTS", format!("{point}=return(kill)")));
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "{point}: not killed: {}",
-            stderr(&out)
-        );
+        kill_at(&sys, &["rollback", "--boot-only"], point);
         sys.tlp_ok(&["recover"]);
         assert_consistent(&sys);
         let expected = if point == "rollback::after-default" {
@@ -612,12 +615,7 @@ fn snapper_list(sys: &TestSystem) -> String {
 fn snapper_backend_apply_failure_and_rollback() {
     require!();
     if !std::path::Path::new("/usr/bin/snapper").exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true: snapper is missing"
-        );
-        eprintln!("skipped: snapper is missing");
+        skip_unless_ci("snapper is missing");
         return;
     }
     let sys = TestSystem::new();
@@ -670,12 +668,10 @@ fn snapper_backend_apply_failure_and_rollback() {
 fn the_image_holds_the_tool_from_its_own_rpm() {
     require!();
     let Some(tool_rpm) = tool_rpm() else {
-        let msg = "TLP_TOOL_RPM is not set: the images hold `make install`'s files, not the \
-                   package's (tests/run-all.sh sets it from tests/support/tool-rpm.sh)";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true: {msg}");
-        }
-        eprintln!("skipped: {msg}");
+        skip_unless_ci(
+            "TLP_TOOL_RPM is not set: the images hold `make install`'s files, not the \
+             package's (tests/run-all.sh sets it from tests/support/tool-rpm.sh)",
+        );
         return;
     };
     let sys = TestSystem::new();
