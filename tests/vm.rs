@@ -221,6 +221,54 @@ impl Vm {
     }
 }
 
+/// What a run of the tool on the host said.
+struct HostRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Vm {
+    /// Run this build of the tool on the host against the image, mounted as
+    /// the running system sees itself (tests/vm/vm.sh tool): `--root` is the
+    /// mount, relative paths in `args` name the image's files. For steps that
+    /// need no running guest kernel (`apply --boot-only`): the same dracut,
+    /// dracut module and verification, chrooted into the new snapshot, in
+    /// seconds instead of minutes under TCG. Output is kept in the test's log
+    /// directory.
+    fn host_tool(&mut self, what: &str, args: &[&str]) -> HostRun {
+        let t = Instant::now();
+        let out = Command::new(vm_sh())
+            .arg("tool")
+            .arg(&self.image)
+            .arg(BIN)
+            .args(args)
+            .output()
+            .expect("running vm.sh tool");
+        let run = HostRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        let log = self.logs.join(format!("host-{what}.log"));
+        let _ = std::fs::write(
+            &log,
+            format!(
+                "args: {args:?}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}",
+                run.code, run.stdout, run.stderr
+            ),
+        );
+        let line = format!(
+            "{} / host {what}: {:.1} s",
+            self.name,
+            t.elapsed().as_secs_f64()
+        );
+        self.timings.push(line.clone());
+        timing_line(&line);
+        run
+    }
+}
+
 impl Drop for Vm {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.image);
@@ -1377,5 +1425,110 @@ fn update_from_a_repository_is_live() {
         "{}",
         b.context()
     );
+    assert_consistent(&b, "booted");
+}
+
+/// Scenario 8: the boot hook in a systemd initrd. SLE Micro's dracut builds
+/// systemd initrds, where no init script sources hooks: dracut-pre-udev.service
+/// runs the pre-udev hook of our dracut module. The tool applies a patch
+/// boot-only on the host, with `[initrd] dracut_args` pointing dracut at the
+/// image's configuration plus dracut's systemd modules
+/// (tests/vm/install-guest.sh), and its own check of the initrd passes; the
+/// new default then boots: systemd ran the initrd (its journal, left in /run,
+/// says "Running in initrd"), our hook's line falls inside
+/// dracut-pre-udev.service, before the switch to the root, and the patch is
+/// enabled when init starts.
+#[test]
+fn systemd_initrd_loads_the_boot_stack() {
+    let Some(mut vm) = Vm::new("systemd_initrd") else {
+        return;
+    };
+    let config = vm.logs.join("systemd-initrd.toml");
+    std::fs::write(
+        &config,
+        "[initrd]\ndracut_args = [\"--confdir\", \"/usr/lib/tlp-test/dracut-systemd.conf.d\"]\n",
+    )
+    .unwrap();
+    let run = vm.host_tool(
+        "apply",
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "apply",
+            "--boot-only",
+            "var/lib/tlp-test/rpms/tlp-livepatch-simple-1-1.x86_64.rpm",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        run.code,
+        Some(0),
+        "apply --boot-only on the host failed:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("verified: it loads 1 livepatch(es)"),
+        "the tool did not verify the initrd:\n{}",
+        run.stderr
+    );
+    let r: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("apply --json: {e}:\n{}", run.stdout));
+    assert_eq!(r["live"], false, "{r}");
+    let new = r["new_snapshot"].as_u64().unwrap();
+
+    let b = vm.boot("s8-systemd-initrd", &["facts:booted"], 0);
+    b.assert_completed();
+    assert_eq!(
+        snapshot_in(b.get("early.root")),
+        Some(new),
+        "{}",
+        b.context()
+    );
+    // Enabled before init ran anything: only the initrd can have loaded it.
+    assert_eq!(b.live("early"), ["tlp_simple"], "{}", b.context());
+    assert_eq!(b.get("early.cmdline_marker"), "simple", "{}", b.context());
+    const LOADED: &str = "transactional-livepatch: loaded livepatch tlp_simple from the initrd";
+    assert!(
+        b.all("early.dmesg").iter().any(|l| l.contains(LOADED)),
+        "no initrd load message in dmesg{}",
+        b.context()
+    );
+    // The initrd's own journal: systemd was its init, and the hook ran in
+    // dracut-pre-udev.service, before the root was switched to.
+    let journal = b.all("early.initrd_journal");
+    let at = |what: &str| {
+        journal
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {what:?} in the initrd's journal (a systemd initrd?){}",
+                    b.context()
+                )
+            })
+    };
+    let order = [
+        at("systemd[1]: Running in initrd."),
+        at("systemd[1]: Starting dracut-pre-udev.service"),
+        at(LOADED),
+        at("systemd[1]: Finished dracut-pre-udev.service"),
+        at("systemd[1]: Switching root."),
+    ];
+    assert!(
+        order.is_sorted(),
+        "the initrd's journal is out of order (positions {order:?}):\n{}",
+        journal.join("\n")
+    );
+    // boot-check found nothing to load: the initrd did it all.
+    let bc = b.json("step.bootcheck.json");
+    assert_eq!(
+        names(&bc["loaded"]),
+        Vec::<String>::new(),
+        "{}",
+        b.context()
+    );
+    assert_eq!(bc["in_sync"], true, "{}", b.context());
+    let s = b.status("booted");
+    assert_eq!(s["booted_snapshot"], new, "{}", b.context());
     assert_consistent(&b, "booted");
 }

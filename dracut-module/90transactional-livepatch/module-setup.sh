@@ -8,7 +8,8 @@
 # transactional-livepatch into /etc/transactional-livepatch/stack/<kver>, one
 # "name path" line per module. The hook is a plain dracut hook (pre-udev): in a
 # systemd initrd dracut-pre-udev.service runs it, in a shell initrd the init
-# script does, so it works in both.
+# script does, so it works in both (the VM tier boots both: tests/vm.rs,
+# systemd_initrd_loads_the_boot_stack and the other scenarios).
 
 # shellcheck disable=SC2154 # $kernel, $moddir, $dracutsysrootdir come from dracut
 

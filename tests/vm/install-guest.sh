@@ -21,6 +21,10 @@
 #   - a machine id, which the system bus needs (the snapshot is read-only at
 #     boot, and nothing in this init-less guest would create one).
 #   - unless VM_FULL_IMAGE=1: a slimmer kernel module tree and initrd (below).
+#   - a dracut configuration directory for a systemd initrd,
+#     /usr/lib/tlp-test/dracut-systemd.conf.d, inert until dracut is pointed
+#     at it (the systemd-initrd scenario passes it through the tool's
+#     `[initrd] dracut_args`; see the end of this file).
 # Env: DESTDIR, VM_BIN, VM_RPMS (a livepatches.sh output directory), VM_DIR,
 # VM_REPO (exported by lib.sh), VM_FULL_IMAGE, TLP_TOOL_RPM.
 set -euo pipefail
@@ -142,3 +146,25 @@ if [[ ${VM_FULL_IMAGE:-0} != 1 ]]; then
 dracutmodules=" bash base rootfs-block btrfs kernel-modules udev-rules fs-lib "
 CONF
 fi
+
+# SLE Micro's initrds are systemd initrds; this image's are shell initrds
+# (rootfs.sh's 10-test-image.conf omits dracut's systemd modules, for speed).
+# `dracut --confdir` with this directory reads the image's own configuration
+# (links to every file of /etc/dracut.conf.d, so it stays the same set of
+# drivers, modules and compression) and then 90-systemd-initrd.conf, which
+# takes the systemd modules back in: the same initrd as every other scenario
+# boots, but with systemd as its init and our hook run by
+# dracut-pre-udev.service. A command-line option cannot do this: dracut's
+# --add loses against an omit_dracutmodules of the configuration.
+sd_conf=$DESTDIR/usr/lib/tlp-test/dracut-systemd.conf.d
+install -d -m 0755 "$sd_conf"
+for f in "$DESTDIR"/etc/dracut.conf.d/*.conf; do
+	# Absolute inside the snapshot: dracut runs chrooted into it.
+	ln -s "/etc/dracut.conf.d/${f##*/}" "$sd_conf/${f##*/}"
+done
+cat >"$sd_conf/90-systemd-initrd.conf" <<'CONF'
+# tests/vm/install-guest.sh: a systemd initrd, as SLE Micro builds them. The
+# omission of dm and crypt stays (nothing here needs them).
+omit_dracutmodules=" dm crypt "
+add_dracutmodules+=" systemd systemd-initrd dracut-systemd "
+CONF

@@ -157,6 +157,32 @@ vm_boot() {
 	return "$rc"
 }
 
+# vm_host_tool IMAGE BIN ARGS...: run BIN --root MNT ARGS... on the host, with
+# the image mounted as the running system sees itself (default subvolume,
+# /.snapshots, /var; tests/support/mount-image.sh), from MNT, so ARGS name
+# the image's files by relative paths. For what needs no running guest
+# kernel (`apply --boot-only`): seconds instead of an apply under TCG, with
+# the same dracut, module and verification chrooted into the new snapshot.
+# The tool's stdout and stderr pass through; returns its exit status.
+vm_host_tool() {
+	local image=$1 bin=$2 mnt rc=0
+	shift 2
+	bin=$(realpath -- "$bin") || return 1
+	mnt=$(mktemp -d "${TMPDIR:-/tmp}/tlp-vm-host.XXXXXX")
+	if ! "$VM_SUPPORT/mount-image.sh" "$image" "$mnt"; then
+		rmdir -- "$mnt"
+		vm_log "error: cannot mount $image"
+		return 1
+	fi
+	(cd -- "$mnt" && "$bin" --root "$mnt" "$@") || rc=$?
+	if ! "$VM_SUPPORT/umount-image.sh" "$mnt"; then
+		vm_log "error: cannot unmount $mnt"
+		((rc)) || rc=1
+	fi
+	rmdir -- "$mnt" 2>/dev/null || true
+	return "$rc"
+}
+
 # vm_results LOG: the TLP-RESULT lines of a serial log as KEY=VALUE, without
 # the console's carriage returns.
 vm_results() {

@@ -4,6 +4,7 @@
 #   vm.sh prereqs                                  print what is missing (empty: ready)
 #   vm.sh build IMAGE BIN                          build a test image with BIN installed
 #   vm.sh boot IMAGE STAGE STEPS LOG TIMEOUT_SECS  boot it once (see guest/init for STEPS)
+#   vm.sh tool IMAGE BIN ARGS...                   run BIN --root <mounted image> ARGS on the host
 #
 # boot exits with QEMU's status (124: timed out); the guest's results are the
 # TLP-RESULT lines in LOG.
@@ -26,7 +27,11 @@ boot)
 	(($# == 5)) || vm_die "usage: vm.sh boot IMAGE STAGE STEPS LOG TIMEOUT_SECS"
 	vm_boot "$@"
 	;;
+tool)
+	(($# >= 2)) || vm_die "usage: vm.sh tool IMAGE BIN ARGS..."
+	vm_host_tool "$@"
+	;;
 *)
-	vm_die "usage: vm.sh prereqs | build IMAGE BIN | boot IMAGE STAGE STEPS LOG TIMEOUT_SECS"
+	vm_die "usage: vm.sh prereqs | build IMAGE BIN | boot IMAGE STAGE STEPS LOG TIMEOUT_SECS | tool IMAGE BIN ARGS..."
 	;;
 esac
