@@ -17,6 +17,8 @@
 //! target/tmp/vm-logs/<test>/ for inspection; timings are appended to
 //! target/tmp/vm-logs/timings.txt.
 
+mod common;
+
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,12 +49,7 @@ fn work_root() -> PathBuf {
 /// Missing prerequisites fail under CI=true and skip (with a line saying so)
 /// otherwise.
 fn skip_or_fail(what: &str) -> bool {
-    let msg = format!("VM tier prerequisites missing: {what}");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true: {msg}");
-    }
-    eprintln!("skipped: {msg}");
-    false
+    common::skip_unless_ci(&format!("VM tier prerequisites missing: {what}"))
 }
 
 fn prerequisites() -> bool {
