@@ -13,6 +13,7 @@ use crate::cmd::{self, CommandRunExt};
 use crate::config::Backend;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
 
 pub const SNAPSHOTS_DIR: &str = ".snapshots";
@@ -253,20 +254,21 @@ impl Snapshots {
             .and_then(|d| std::fs::read_to_string(d.join("info.xml")).ok())
             .and_then(|t| summarize_info(&t))
             .unwrap_or_default();
-        Self::snapshot_with(number, path, info, xml)
+        Self::snapshot_with(number, path, info.id, info.readonly, xml)
     }
 
     fn snapshot_with(
         number: u32,
         path: PathBuf,
-        info: btrfs::SubvolInfo,
+        id: u64,
+        readonly: bool,
         xml: InfoSummary,
     ) -> Snapshot {
         Snapshot {
             number,
             path,
-            id: info.id,
-            readonly: info.readonly,
+            id,
+            readonly,
             in_progress: xml.in_progress,
             description: xml.description,
             date: xml.date,
@@ -292,6 +294,23 @@ impl Snapshots {
             nix::sys::stat::Mode::empty(),
         )
         .with_context(|| format!("opening {}", dir.display()))?;
+        // Root may search the root tree once for every subvolume linked in
+        // the snapshots' subvolume: (directory inode, name) -> (id, ro).
+        // Anyone else asks each snapshot; both give the same list (tests in
+        // tests/btrfs_loop.rs).
+        let linked: Option<std::collections::HashMap<u64, (u64, bool)>> =
+            btrfs::child_subvolumes(&snapshots)
+                .unwrap_or_else(|e| {
+                    tracing::debug!("searching the subvolumes of {}: {e:#}", dir.display());
+                    None
+                })
+                .map(|children| {
+                    children
+                        .into_iter()
+                        .filter(|c| c.name == b"snapshot")
+                        .map(|c| (c.dirid, (c.id, c.readonly)))
+                        .collect()
+                });
         let mut out = Vec::new();
         let mut buf = Vec::new();
         for e in rd {
@@ -301,14 +320,26 @@ impl Snapshots {
             let Ok(number) = name.parse::<u32>() else {
                 continue;
             };
-            if let Some(info) = btrfs::subvolume_info_at(&snapshots, &format!("{name}/snapshot"))
-                .with_context(|| format!("reading snapshot {number}"))?
-            {
+            // A symlink `N -> M` is no snapshot N (it would list M twice).
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let subvolume = match &linked {
+                // `N` itself a subvolume would hold `snapshot` in its own tree.
+                Some(by_dir) if e.ino() != btrfs::SUBVOLUME_ROOT_INO => {
+                    by_dir.get(&e.ino()).copied()
+                }
+                _ => btrfs::subvolume_info_at(&snapshots, &format!("{name}/snapshot"))
+                    .with_context(|| format!("reading snapshot {number}"))?
+                    .map(|info| (info.id, info.readonly)),
+            };
+            if let Some((id, readonly)) = subvolume {
                 let xml = read_info_at(&snapshots, name, &mut buf).unwrap_or_default();
                 out.push(Self::snapshot_with(
                     number,
                     e.path().join("snapshot"),
-                    info,
+                    id,
+                    readonly,
                     xml,
                 ));
             }

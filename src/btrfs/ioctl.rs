@@ -35,6 +35,17 @@ pub const FS_TREE_OBJECTID: u64 = 5;
 pub const ROOT_TREE_DIR_OBJECTID: u64 = 6;
 /// `BTRFS_DIR_ITEM_KEY`.
 pub const DIR_ITEM_KEY: u32 = 84;
+/// `BTRFS_ROOT_ITEM_KEY`: a subvolume's root item, keyed by its id.
+pub const ROOT_ITEM_KEY: u32 = 132;
+/// `BTRFS_ROOT_REF_KEY`: (parent id, ROOT_REF, child id), with the directory
+/// and name under which the child is linked in the parent.
+pub const ROOT_REF_KEY: u32 = 156;
+/// Offset of `flags` (u64, little endian) in `struct btrfs_root_item`, after
+/// the 160-byte inode item and six u64 fields.
+pub const ROOT_ITEM_FLAGS_OFFSET: usize = 208;
+/// `struct btrfs_root_ref` (packed, 18 bytes, little endian): dirid u64,
+/// sequence u64, name_len u16, then the name.
+pub const ROOT_REF_SIZE: usize = 18;
 /// `BTRFS_FIRST_FREE_OBJECTID`: inode number of every subvolume's root directory.
 pub const FIRST_FREE_OBJECTID: u64 = 256;
 

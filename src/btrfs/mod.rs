@@ -454,6 +454,159 @@ fn format_uuid(u: &[u8; ioctl::UUID_SIZE]) -> String {
     s
 }
 
+/// Inode number of every subvolume's root directory.
+pub const SUBVOLUME_ROOT_INO: u64 = ioctl::FIRST_FREE_OBJECTID;
+
+/// A subvolume linked directly in another one, as the root tree records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSubvolume {
+    pub id: u64,
+    /// Inode number of the directory (in the parent subvolume) holding it.
+    pub dirid: u64,
+    /// Its name in that directory.
+    pub name: Vec<u8>,
+    pub readonly: bool,
+}
+
+/// The subvolumes linked in the subvolume that contains `dir`, anywhere in
+/// it, with their read-only flags. Two tree searches of a few kilobytes each,
+/// where asking each subvolume costs an open, fstat, ioctl and close; for
+/// listing hundreds of snapshots. None where the search is not allowed (it
+/// needs CAP_SYS_ADMIN) or not possible (not btrfs): then ask each one
+/// ([`subvolume_info_at`]).
+pub fn child_subvolumes(dir: &OwnedFd) -> Result<Option<Vec<ChildSubvolume>>> {
+    let Ok(parent) = ioctl::get_subvol_info(dir.as_fd()) else {
+        return Ok(None);
+    };
+    let parent = parent.treeid;
+    let mut children = Vec::new();
+    let refs = tree_search_all(dir, parent, parent, ioctl::ROOT_REF_KEY, |item| {
+        if item.objectid != parent || item.item_type != ioctl::ROOT_REF_KEY {
+            return Ok(());
+        }
+        let d = item.data;
+        let Some(fixed) = d.get(..ioctl::ROOT_REF_SIZE) else {
+            bail!("truncated root ref of subvolume {}", item.offset);
+        };
+        let name_len = usize::from(u16::from_le_bytes([fixed[16], fixed[17]]));
+        let Some(name) = d.get(ioctl::ROOT_REF_SIZE..ioctl::ROOT_REF_SIZE + name_len) else {
+            bail!("truncated root ref of subvolume {}", item.offset);
+        };
+        children.push(ChildSubvolume {
+            id: item.offset,
+            dirid: u64::from_le_bytes(fixed[..8].try_into().expect("8 bytes")),
+            name: name.to_vec(),
+            readonly: false,
+        });
+        Ok(())
+    });
+    match refs {
+        Ok(()) => {}
+        Err(SearchError::Denied) => return Ok(None),
+        Err(SearchError::Other(e)) => {
+            return Err(e).context("listing the subvolumes below a directory");
+        }
+    }
+    let (Some(min), Some(max)) = (
+        children.iter().map(|c| c.id).min(),
+        children.iter().map(|c| c.id).max(),
+    ) else {
+        return Ok(Some(children));
+    };
+    let mut flags: std::collections::HashMap<u64, bool> = Default::default();
+    let items = tree_search_all(dir, min, max, ioctl::ROOT_ITEM_KEY, |item| {
+        // The search range is a range of whole keys: between two ids it also
+        // yields their other items, and other subvolumes' root items.
+        if item.item_type != ioctl::ROOT_ITEM_KEY {
+            return Ok(());
+        }
+        let o = ioctl::ROOT_ITEM_FLAGS_OFFSET;
+        let Some(f) = item.data.get(o..o + 8) else {
+            bail!("truncated root item of subvolume {}", item.objectid);
+        };
+        let f = u64::from_le_bytes(f.try_into().expect("8 bytes"));
+        flags.insert(item.objectid, f & ioctl::ROOT_SUBVOL_RDONLY != 0);
+        Ok(())
+    });
+    match items {
+        Ok(()) => {}
+        Err(SearchError::Denied) => return Ok(None),
+        Err(SearchError::Other(e)) => {
+            return Err(e).context("reading the root items of subvolumes");
+        }
+    }
+    // A subvolume deleted between the two searches has no root item left.
+    children.retain_mut(|c| match flags.get(&c.id) {
+        Some(&ro) => {
+            c.readonly = ro;
+            true
+        }
+        None => false,
+    });
+    Ok(Some(children))
+}
+
+enum SearchError {
+    /// EPERM: the search needs CAP_SYS_ADMIN.
+    Denied,
+    Other(anyhow::Error),
+}
+
+/// Every item of the root tree with a key from (`min_objectid`, `key_type`,
+/// 0) to (`max_objectid`, `key_type`, max), in key order, handed to `each`.
+/// The range is one of whole keys, so items of other types between them come
+/// too: `each` filters.
+fn tree_search_all(
+    fd: &OwnedFd,
+    min_objectid: u64,
+    max_objectid: u64,
+    key_type: u32,
+    mut each: impl FnMut(&SearchItem<'_>) -> Result<()>,
+) -> Result<(), SearchError> {
+    let mut key = ioctl::SearchKey {
+        tree_id: ioctl::ROOT_TREE_OBJECTID,
+        min_objectid,
+        max_objectid,
+        min_type: key_type,
+        max_type: key_type,
+        min_offset: 0,
+        max_offset: u64::MAX,
+        min_transid: 0,
+        max_transid: u64::MAX,
+        ..Default::default()
+    };
+    loop {
+        key.nr_items = 4096;
+        let mut args = ioctl::SearchArgs::new(key);
+        match ioctl::tree_search(fd.as_fd(), &mut args) {
+            Ok(()) => {}
+            Err(Errno::EPERM) => return Err(SearchError::Denied),
+            Err(e) => return Err(SearchError::Other(io_err(e).into())),
+        }
+        let items = parse_search_buf(&args.buf, args.key.nr_items).map_err(SearchError::Other)?;
+        let Some(last) = items.last() else {
+            return Ok(());
+        };
+        for item in &items {
+            each(item).map_err(SearchError::Other)?;
+        }
+        // Continue after the last key returned.
+        let (o, t, off) = (last.objectid, last.item_type, last.offset);
+        if off < u64::MAX {
+            (key.min_objectid, key.min_type, key.min_offset) = (o, t, off + 1);
+        } else if t < u32::from(u8::MAX) {
+            (key.min_objectid, key.min_type, key.min_offset) = (o, t + 1, 0);
+        } else if o < max_objectid {
+            (key.min_objectid, key.min_type, key.min_offset) = (o + 1, 0, 0);
+        } else {
+            return Ok(());
+        }
+        if (key.min_objectid, key.min_type, key.min_offset) > (max_objectid, key_type, u64::MAX) {
+            return Ok(());
+        }
+    }
+}
+
 /// One item of a BTRFS_IOC_TREE_SEARCH result.
 #[derive(Debug)]
 struct SearchItem<'a> {
