@@ -418,7 +418,19 @@ impl Lock {
             match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
                 Ok(l) => l,
                 Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    // The holder names itself right after it took the lock:
+                    // give it a moment, so the message names it.
+                    let mut holder = String::new();
+                    for _ in 0..40 {
+                        holder = std::fs::read_to_string(&path).unwrap_or_default();
+                        if !holder.trim().is_empty() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    if holder.trim().is_empty() {
+                        holder = "holder unknown".into();
+                    }
                     drop(file);
                     return Err(failure(
                         FailureKind::Busy,
@@ -447,6 +459,40 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A caller that finds the lock taken names the holder, also when it
+    /// comes in between the holder's lock and its name.
+    #[test]
+    fn busy_names_the_holder_even_right_after_it_locked() {
+        let d = tempfile::tempdir().unwrap();
+        let held = Lock::acquire(d.path(), "apply x").unwrap();
+        let busy = |d: &Path| match Lock::acquire(d, "apply y") {
+            Ok(_) => panic!("the lock was taken twice"),
+            Err(e) => format!("{e:#}"),
+        };
+        let msg = busy(d.path());
+        assert!(msg.contains("(apply x, pid "), "{msg}");
+        // Locked, its name not written yet: written 30 ms later.
+        let path = d.path().join(STATE_DIR).join("lock");
+        drop(held);
+        let file = File::options().write(true).open(&path).unwrap();
+        let locked =
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+        locked.set_len(0).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let mut locked = locked;
+            writeln!(&mut *locked, "rollback, pid 7").unwrap();
+            locked
+        });
+        let msg = busy(d.path());
+        assert!(msg.contains("(rollback, pid 7)"), "{msg}");
+        // A holder that never says who it is.
+        let locked = writer.join().unwrap();
+        locked.set_len(0).unwrap();
+        let msg = busy(d.path());
+        assert!(msg.contains("(holder unknown)"), "{msg}");
+    }
 
     #[test]
     fn entries_roundtrip_and_stay_private() {
