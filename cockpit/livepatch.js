@@ -17,7 +17,7 @@
 
     /* What each typed error means to someone at the page. */
     var ERROR_TEXT = {
-        NotAuthorized: "Not authorized: this change needs administrative access. Switch to administrative access and try again.",
+        NotAuthorized: "Not authorized: this needs administrative access. Switch to administrative access and try again.",
         Busy: "Another livepatch transaction is running; wait for it to finish.",
         InvalidPackage: "The file is not a valid livepatch package.",
         NoLivepatch: "The package carries no livepatch module.",

@@ -88,6 +88,11 @@ async function main() {
         await f.locator("#tlp-result.tlp-danger").filter({ hasText: "NotAuthorized" }).waitFor();
         console.log("read-only result: " + await f.locator("#tlp-result").textContent());
         expect(await f.locator("#tlp-preflight").isHidden(), "facts shown to a read-only session");
+        // Checking for updates contacts the repositories: refused too.
+        await f.locator("#tlp-check").click();
+        await f.locator("#tlp-up-result.tlp-danger").filter({ hasText: "transactionallivepatch.check" }).waitFor();
+        console.log("read-only check: " + await f.locator("#tlp-up-result").textContent());
+        expect(await f.locator("#tlp-up-found").isHidden(), "updates shown to a read-only session");
         await shot("02-read-only-inspect-refused");
 
         // Switch to administrative access (sudo).
