@@ -402,6 +402,26 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    /// A long call (CheckUpdates refreshing slow repositories) keeps the
+    /// service from exiting idle under it; when it ends the idle time
+    /// starts over.
+    #[test]
+    fn the_idle_exit_waits_for_long_calls() {
+        let shared = Arc::new(Shared::new(DaemonOptions {
+            root: "/nonexistent".into(),
+            kernel_root: "/".into(),
+            config: None,
+            idle_exit: Some(Duration::from_millis(20)),
+        }));
+        let call = shared.call_guard();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!shared.stop_if_idle(), "exited under a running call");
+        drop(call);
+        assert!(!shared.stop_if_idle(), "the idle time did not start over");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(shared.stop_if_idle());
+    }
+
     #[test]
     fn only_files_directly_in_the_spool_are_spooled() {
         let root = Path::new("/sysroot");
