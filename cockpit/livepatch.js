@@ -1,8 +1,9 @@
 /* transactional-livepatch Cockpit page: plain JS on cockpit.js.
  * Reads org.opensuse.TransactionalLivepatch1 on the system bus; a package is
  * first checked with Inspect (facts shown for confirmation), then applied with
- * Apply; Rollback asks for confirmation too. Follows the service's signals (no
- * polling). An uploaded package goes to the service's SpoolDirectory through
+ * Apply; Rollback asks for confirmation too. The Updates card asks the service
+ * for newer livepatches in the configured repositories (CheckUpdates) and
+ * installs them (Update). Follows the service's signals (no polling). An uploaded package goes to the service's SpoolDirectory through
  * Cockpit's superuser bridge (root-only there) and the service removes it after
  * its Apply; the page removes it when the user cancels. */
 (function () {
@@ -16,7 +17,7 @@
 
     /* What each typed error means to someone at the page. */
     var ERROR_TEXT = {
-        NotAuthorized: "Not authorized: this change needs administrative access. Switch to administrative access and try again.",
+        NotAuthorized: "Not authorized: this needs administrative access. Switch to administrative access and try again.",
         Busy: "Another livepatch transaction is running; wait for it to finish.",
         InvalidPackage: "The file is not a valid livepatch package.",
         NoLivepatch: "The package carries no livepatch module.",
@@ -40,6 +41,9 @@
     var status = null;
     var history = [];
     var running = null; /* object path of the transaction this page follows */
+    /* The card that shows its progress: the ids of its elements begin with
+     * this ("tlp" for apply and rollback, "tlp-up" for an update). */
+    var target = "tlp";
 
     function $(id) { return document.getElementById(id); }
 
@@ -66,8 +70,8 @@
         return "pf-c-alert pf-m-inline " + pf + " tlp-alert tlp-" + kind;
     }
 
-    function showResult(ok, msg) {
-        var el = $("tlp-result");
+    function showResult(ok, msg, where) {
+        var el = $((where || "tlp") + "-result");
         el.hidden = false;
         el.className = alertClass(ok ? "success" : "danger");
         clear(el);
@@ -220,13 +224,17 @@
                 .catch(failed("Reading the history"));
     }
 
-    function startProgress(title) {
-        $("tlp-progress").hidden = false;
+    function startProgress(title, where) {
+        target = where;
         $("tlp-result").hidden = true;
-        text($("tlp-progress-title"), title);
-        text($("tlp-progress-percent"), "");
-        $("tlp-progress-bar").value = 0;
-        clear($("tlp-steps"));
+        $("tlp-up-result").hidden = true;
+        $("tlp-progress").hidden = true;
+        $("tlp-up-progress").hidden = true;
+        $(where + "-progress").hidden = false;
+        text($(where + "-progress-title"), title);
+        text($(where + "-progress-percent"), "");
+        $(where + "-progress-bar").value = 0;
+        clear($(where + "-steps"));
         setBusy(true);
     }
 
@@ -235,12 +243,14 @@
         $("tlp-apply").disabled = b;
         $("tlp-rollback").disabled = b;
         $("tlp-confirm-yes").disabled = b;
+        $("tlp-check").disabled = b;
+        $("tlp-update").disabled = b;
     }
 
     function onTransactionSignal(path, iface, signal, args) {
         if (path !== running)
             return;
-        var steps = $("tlp-steps");
+        var steps = $(target + "-steps");
         if (signal === "TaskBegin") {
             var li = document.createElement("li");
             li.className = "tlp-step-running";
@@ -256,37 +266,148 @@
             m.textContent = args[0];
             steps.appendChild(m);
         } else if (signal === "PercentProgress") {
-            text($("tlp-progress-title"), args[0]);
-            text($("tlp-progress-percent"), args[1] + "%");
-            $("tlp-progress-bar").value = args[1];
+            text($(target + "-progress-title"), args[0]);
+            text($(target + "-progress-percent"), args[1] + "%");
+            $(target + "-progress-bar").value = args[1];
         } else if (signal === "Finished") {
             running = null;
             setBusy(false);
             if (args[0]) {
-                $("tlp-progress-bar").value = 100;
-                text($("tlp-progress-percent"), "100%");
-                showResult(true, "Finished successfully.");
+                $(target + "-progress-bar").value = 100;
+                text($(target + "-progress-percent"), "100%");
+                if (target === "tlp-up")
+                    showUpdateReport(path);
+                else
+                    showResult(true, "Finished successfully.", target);
             } else {
-                showResult(false, describeError(args[1], args[2]));
+                showResult(false, describeError(args[1], args[2]), target);
             }
             refresh();
         }
     }
 
-    function begin(title, method, args, onRefused) {
-        startProgress(title);
+    function begin(title, method, args, onRefused, where) {
+        where = where || "tlp";
+        startProgress(title, where);
         client.call(PATH, MANAGER, method, args)
                 .then(function (r) {
                     running = r[0];
-                    $("tlp-progress").setAttribute("data-transaction", running);
+                    $(where + "-progress").setAttribute("data-transaction", running);
                 })
                 .catch(function (ex) {
                     if (onRefused)
                         onRefused();
                     setBusy(false);
-                    $("tlp-progress").hidden = true;
-                    showResult(false, describeError(ex.name, ex.message));
+                    $(where + "-progress").hidden = true;
+                    showResult(false, describeError(ex.name, ex.message), where);
                 });
+    }
+
+    /* Updates from the repositories: CheckUpdates's report (the JSON of
+     * `check --json`), then Update of what it found. */
+    var SEVERITY_COLOUR = { critical: "tlp-bad", important: "tlp-bad", moderate: "tlp-warn", low: "tlp-ok" };
+
+    function advisoryList(advisories) {
+        var box = document.createElement("span");
+        if (!advisories || !advisories.length) {
+            box.textContent = "—";
+            return box;
+        }
+        advisories.forEach(function (a) {
+            var line = document.createElement("span");
+            line.className = "tlp-advisory";
+            line.setAttribute("data-id", a.id);
+            line.appendChild(document.createTextNode(a.id + " "));
+            line.appendChild(badge(a.severity || "unspecified", SEVERITY_COLOUR[a.severity] || "tlp-warn"));
+            line.appendChild(document.createTextNode(" " + a.category + (a.summary ? ": " + a.summary : "")));
+            box.appendChild(line);
+        });
+        return box;
+    }
+
+    function renderUpdates(r) {
+        var tbody = $("tlp-updates").tBodies[0];
+        clear(tbody);
+        (r.packages || []).forEach(function (p) {
+            var available = p.available === null || p.available === undefined
+                ? "not in the repositories"
+                : p.available + (p.arch ? "." + p.arch : "");
+            var avail = p.update_available ? badge(available, "tlp-warn") : document.createTextNode(available);
+            row(tbody, [
+                p.name,
+                p.installed === null || p.installed === undefined ? "not installed" : p.installed,
+                avail,
+                p.repository || "",
+                advisoryList(p.advisories),
+                cveList(p.cves)
+            ]).setAttribute("data-name", p.name);
+        });
+        if (!tbody.rows.length)
+            row(tbody, ["no livepatch packages configured", "", "", "", "", ""]);
+        var sum = $("tlp-up-summary");
+        clear(sum);
+        var t = document.createElement("p");
+        t.className = "pf-c-alert__title";
+        sum.appendChild(t);
+        if (r.update_available) {
+            sum.className = alertClass("warning");
+            var cves = [];
+            (r.packages || []).forEach(function (p) { (p.cves || []).forEach(function (c) { cves.push(c); }); });
+            t.textContent = "An update is available for kernel " + r.kernel_release +
+                (cves.length ? " (fixes " + cves.join(", ") + ")" : "") +
+                ". Installing it makes a new snapshot that becomes the default.";
+        } else {
+            sum.className = alertClass("success");
+            t.textContent = "Up to date: nothing newer for kernel " + r.kernel_release + " (default snapshot " + r.default_snapshot + ").";
+        }
+        $("tlp-up-install").hidden = !r.update_available;
+        $("tlp-up-found").hidden = false;
+    }
+
+    function checkUpdates() {
+        $("tlp-up-result").hidden = true;
+        $("tlp-up-progress").hidden = true;
+        setBusy(true);
+        text($("tlp-check"), "Checking…");
+        /* Refreshing slow repositories can take minutes: longer than D-Bus's default. */
+        client.call(PATH, MANAGER, "CheckUpdates", [{}], { timeout: 600000 })
+                .then(function (r) {
+                    renderUpdates(JSON.parse(r[0]));
+                })
+                .catch(function (ex) {
+                    $("tlp-up-found").hidden = true;
+                    showResult(false, describeError(ex.name, ex.message), "tlp-up");
+                })
+                .then(function () {
+                    text($("tlp-check"), "Check for updates");
+                    setBusy(false);
+                });
+    }
+
+    function installUpdate() {
+        var opts = {};
+        if ($("tlp-up-bootonly").checked)
+            opts["boot-only"] = cockpit.variant("b", true);
+        $("tlp-up-install").hidden = true;
+        begin("Updating", "Update", [opts], null, "tlp-up");
+    }
+
+    /* What the finished Update did, from its Report (`update --json`). */
+    function showUpdateReport(path) {
+        /* The check before the update no longer holds: check again for newer ones. */
+        $("tlp-up-found").hidden = true;
+        client.call(path, "org.freedesktop.DBus.Properties", "Get", [TRANSACTION, "Report"])
+                .then(function (r) {
+                    var rep = JSON.parse(r[0].v);
+                    var lines = (rep.applied || []).map(function (a) {
+                        return (a.live ? "Applied " + a.package + ": live now, and snapshot " + a.new_snapshot + " boots with it."
+                            : "Staged " + a.package + " for the next boot in snapshot " + a.new_snapshot + " (the new default).");
+                    });
+                    if (rep.result === "up-to-date")
+                        lines.push("Already up to date: nothing was changed.");
+                    showResult(true, lines.join(" ") || "Finished successfully.", "tlp-up");
+                })
+                .catch(function () { showResult(true, "Finished successfully.", "tlp-up"); });
     }
 
     /* The package being checked: its path on the host, whether the page put
@@ -506,6 +627,8 @@
         perm.addEventListener("changed", showAccess);
         showAccess();
 
+        $("tlp-check").addEventListener("click", checkUpdates);
+        $("tlp-update").addEventListener("click", installUpdate);
         $("tlp-inspect").addEventListener("click", inspect);
         $("tlp-inspect-cancel").addEventListener("click", cancelInspect);
         $("tlp-apply").addEventListener("click", apply);

@@ -256,6 +256,15 @@ pub fn live_matches(lp: &Livepatch, target: &[StackEntry]) -> Result<bool> {
 const APPLY_STEPS_LIVE: usize = 7;
 const APPLY_STEPS_BOOT: usize = 6;
 
+/// How many progress steps an apply announces (`update` counts them ahead).
+pub fn apply_step_count(boot_only: bool) -> usize {
+    if boot_only {
+        APPLY_STEPS_BOOT
+    } else {
+        APPLY_STEPS_LIVE
+    }
+}
+
 pub fn apply(
     sys: &System,
     package_path: &Path,
@@ -264,11 +273,7 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
     require_root()?;
-    let total = if opts.boot_only {
-        APPLY_STEPS_BOOT
-    } else {
-        APPLY_STEPS_LIVE
-    };
+    let total = apply_step_count(opts.boot_only);
     let mut step = 0;
     let mut next = |title: &str| {
         step += 1;

@@ -240,8 +240,36 @@ fn downloaded_host_path(sys: &System, inner: &str) -> Result<PathBuf> {
     Ok(host)
 }
 
+/// Steps of [`resolve`]: refresh, search, advisories, and the download.
+fn resolve_steps(download: bool) -> usize {
+    if download { 5 } else { 4 }
+}
+
+/// The steps of one phase of an `update` (an apply after the resolve) as
+/// steps of the whole run, so that its progress (a D-Bus client's percent
+/// bar) only goes forward: step `index` of the phase is step `before + index`
+/// of `total`.
+struct Phase<'a> {
+    inner: &'a dyn Progress,
+    before: usize,
+    total: usize,
+}
+
+impl Progress for Phase<'_> {
+    fn step(&self, index: usize, _phase_total: usize, title: &str) {
+        self.inner.step(
+            self.before + index,
+            self.total.max(self.before + index),
+            title,
+        );
+    }
+    fn message(&self, text: &str) {
+        self.inner.message(text);
+    }
+}
+
 fn resolve(sys: &System, download: bool, progress: &dyn Progress) -> Result<Resolved> {
-    let total = if download { 5 } else { 4 };
+    let total = resolve_steps(download);
     let kernel_release = sys.running_kernel()?;
     let names = sys
         .config
@@ -374,11 +402,21 @@ pub fn update(
     }
     let mut check: Option<CheckReport> = None;
     let mut applied: Vec<ApplyReport> = Vec::new();
+    let download = policy == UpdatePolicy::Apply;
+    let before = resolve_steps(download);
+    let per_apply = transaction::apply_step_count(opts.boot_only);
     let run = (|| -> Result<UpdateResult> {
         let resolved = {
             let _lock = Lock::acquire(&sys.root, "update")?;
             transaction::require_no_open(&Journal::open(&sys.root)?)?;
-            resolve(sys, policy == UpdatePolicy::Apply, progress)?
+            // Counted as one apply ahead (the usual case: one package); the
+            // total grows if more packages come.
+            let whole = Phase {
+                inner: progress,
+                before: 0,
+                total: if download { before + per_apply } else { before },
+            };
+            resolve(sys, download, &whole)?
         };
         let report = check.insert(resolved.report);
         if !report.update_available {
@@ -393,14 +431,14 @@ pub fn update(
             boot_only: opts.boot_only,
             ..Default::default()
         };
-        for file in &resolved.downloads {
-            applied.push(transaction::apply(
-                sys,
-                file,
-                &apply_opts,
-                kernel,
-                progress,
-            )?);
+        let total = before + per_apply * resolved.downloads.len();
+        for (i, file) in resolved.downloads.iter().enumerate() {
+            let phase = Phase {
+                inner: progress,
+                before: before + per_apply * i,
+                total,
+            };
+            applied.push(transaction::apply(sys, file, &apply_opts, kernel, &phase)?);
         }
         Ok(UpdateResult::Applied)
     })();
@@ -647,6 +685,40 @@ mod tests {
         let all = journal.entries().unwrap();
         assert_eq!(all.len(), 6, "{all:#?}");
         assert_eq!(all.iter().filter(|e| e.is_up_to_date_run()).count(), 3);
+    }
+
+    /// The steps an update announces, resolve then apply, count forward.
+    #[test]
+    fn update_phases_number_their_steps_as_one_run() {
+        use std::cell::RefCell;
+        struct Record(RefCell<Vec<(usize, usize)>>);
+        impl Progress for Record {
+            fn step(&self, index: usize, total: usize, _: &str) {
+                self.0.borrow_mut().push((index, total));
+            }
+            fn message(&self, _: &str) {}
+        }
+        let r = Record(RefCell::new(Vec::new()));
+        let whole = Phase {
+            inner: &r,
+            before: 0,
+            total: 11,
+        };
+        whole.step(1, 5, "a");
+        whole.step(5, 5, "b");
+        let apply = Phase {
+            inner: &r,
+            before: 5,
+            total: 11,
+        };
+        apply.step(1, 6, "c");
+        apply.step(6, 6, "d");
+        // A phase with more steps than counted never says "12 of 11".
+        apply.step(7, 7, "e");
+        assert_eq!(
+            *r.0.borrow(),
+            [(1, 11), (5, 11), (6, 11), (11, 11), (12, 12)]
+        );
     }
 
     #[test]

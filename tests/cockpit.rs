@@ -9,7 +9,10 @@
 //! inspecting refused); administrative access; a package named by its path
 //! inspected (facts shown) and, confirmed, applied boot-only with progress; a
 //! boot-only rollback; a package uploaded from the browser into the service's
-//! spool, inspected (its CVEs shown) and applied, the upload removed after.
+//! spool, inspected (its CVEs shown) and applied, the upload removed after;
+//! updates from a real signed repository served on 127.0.0.1
+//! (tests/common/repo.rs): checked, installed boot-only, and, once the test
+//! published a newer version with an advisory, shown with its CVE.
 //!
 //! Drift: the host kernel cannot livepatch, so the daemon's hidden
 //! `--kernel-root` points at a small tree that stands in for the running
@@ -24,6 +27,7 @@
 
 mod common;
 
+use common::repo::{PKG, PatchServer, configure_root, cumulative, updateinfo};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -94,7 +98,7 @@ fn cockpit_prerequisites() -> bool {
         eprintln!("skipped: {msg}");
         return false;
     }
-    prerequisites()
+    prerequisites() && common::repo::update_prerequisites()
 }
 
 /// playwright-core in target/cockpit-node (npm, once).
@@ -251,6 +255,12 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
     let d = dir.path();
     let cve_pkg = build_cve_package(d);
     let kernel_root = drifting_kernel_root(d);
+    // The repository the Updates card reads: version 1 at first.
+    let server = PatchServer::new();
+    server.add(&cumulative(1));
+    server.publish(&updateinfo(&[(1, "CVE-2026-0001")]));
+    configure_root(&sys, &server.url(), Some(&server.key));
+    let update_cfg = common::repo::config(&sys, "");
     let spool = sys.mnt.join("var/lib/transactional-livepatch/spool");
     // The shared private-bus setup (tests/common/bus.rs), listening at the
     // standard socket: Cockpit's bridge only talks to the system bus there.
@@ -261,6 +271,8 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         &[
             "--kernel-root".to_string(),
             kernel_root.display().to_string(),
+            "--config".to_string(),
+            update_cfg.clone(),
         ],
     );
     let config_file = bus::write_bus_config(d, &address, &exec);
@@ -310,7 +322,7 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
     });
     let setup = started.elapsed();
 
-    let out = Command::new("node")
+    let mut node = Command::new("node")
         .arg(repo().join("tests/cockpit/drive.js"))
         .env("NODE_PATH", node_dir().join("node_modules"))
         .env("TLP_URL", format!("http://127.0.0.1:{PORT}"))
@@ -321,10 +333,39 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         .env("TLP_KVER", &fixtures().kver)
         .env("TLP_DRIFT_PATCH", DRIFT_PATCH)
         .env("TLP_CVES", format!("{CVE_INFO},{CVE_CHANGELOG}"))
+        .env("TLP_UPDATE_PKG", PKG)
+        .env("TLP_UPDATE_CVE", "CVE-2026-0002")
         .env("TLP_SHOTS", &shots)
         .env("CHROMIUM", CHROMIUM)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // The browser run asks for version 2 of the update package mid-way.
+    let mut node_stderr = node.stderr.take().unwrap();
+    let stderr_text = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut node_stderr, &mut s);
+        s
+    });
+    let mut node_stdin = node.stdin.take();
+    let mut stdout_text = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(node.stdout.take().unwrap())) {
+        let line = line.unwrap();
+        if line == "PUBLISH 2" {
+            server.add(&cumulative(2));
+            server.publish(&updateinfo(&[(1, "CVE-2026-0001"), (2, "CVE-2026-0002")]));
+            if let Some(mut w) = node_stdin.take() {
+                w.write_all(b"published\n").unwrap();
+            }
+        }
+        stdout_text.push_str(&line);
+        stdout_text.push('\n');
+    }
+    drop(node_stdin);
+    let status = node.wait().unwrap();
+    let stderr_text = stderr_text.join().unwrap();
     let logs = ["bus.err", "polkitd.err", "ws.err"]
         .iter()
         .map(|f| {
@@ -334,11 +375,7 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
             )
         })
         .collect::<String>();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{stdout_text}\n{stderr_text}");
     eprintln!("{text}");
     eprintln!(
         "cockpit tier: setup {:?}, browser {:?}, screenshots in {}",
@@ -358,7 +395,7 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
     drop(installed);
     drop(policy);
 
-    assert!(out.status.success(), "browser run failed:\n{text}\n{logs}");
+    assert!(status.success(), "browser run failed:\n{text}\n{logs}");
     assert!(text.contains("DONE"), "{text}");
     // What the page did is what the system shows.
     let journal = sys.tlp_ok(&["list", "--json"]);
@@ -368,6 +405,9 @@ fn page_shows_state_applies_and_rolls_back_in_a_real_cockpit() {
         journal.contains("tlp-livepatch-cve-1-1.x86_64"),
         "{journal}"
     );
+    // The update the page installed is in the default snapshot.
+    assert!(journal.contains(&format!("{PKG}-1-1.x86_64")), "{journal}");
+    assert!(sys.rpm_installed(sys.default_number(), &format!("{PKG}-1-1")));
     // The upload served its one transaction and is gone; the spool stays
     // root-only.
     let uploaded = text

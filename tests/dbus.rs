@@ -816,7 +816,7 @@ fn shipped_files_agree_with_the_code() {
         "{policy}"
     );
     let actions = read(&format!("dbus/{POLICY_FILE}"));
-    for op in ["apply", "rollback", "recover"] {
+    for op in ["inspect", "check", "apply", "rollback", "recover"] {
         let id = format!("org.opensuse.transactionallivepatch.{op}");
         let at = actions
             .find(&format!("\"{id}\""))
@@ -841,7 +841,7 @@ fn shipped_files_agree_with_the_code() {
         );
     }
     let code = read("src/dbus/polkit.rs");
-    for op in ["apply", "rollback", "recover"] {
+    for op in ["inspect", "check", "apply", "rollback", "recover"] {
         assert!(code.contains(&format!("\"org.opensuse.transactionallivepatch.{op}\"")));
     }
 }
@@ -883,4 +883,176 @@ fn an_apply_over_the_bus_is_recorded_under_the_callers_path() {
     // The command line reads the same journal.
     let list: serde_json::Value = serde_json::from_str(&sys.tlp_ok(&["list", "--json"])).unwrap();
     assert_eq!(list[0]["package"]["file"], pkg, "{list:#}");
+}
+
+/// CheckUpdates and Update against a real signed repository served over
+/// HTTP (tests/common/repo.rs) and the test root's own zypper: the report is
+/// `check --json`'s, Update installs through the apply transaction with its
+/// signals and report, and an unprivileged caller is refused both with
+/// nothing changed.
+#[test]
+fn updates_are_checked_and_installed_over_the_bus() {
+    require!(true);
+    if !common::repo::update_prerequisites() {
+        return;
+    }
+    use common::repo::{PKG, PatchServer, configure_root, cumulative, updateinfo};
+    let sys = TestSystem::new();
+    let server = PatchServer::new();
+    server.add(&cumulative(1));
+    server.publish(&updateinfo(&[(1, "CVE-2026-0001")]));
+    configure_root(&sys, &server.url(), Some(&server.key));
+    let cfg = common::repo::config(&sys, "");
+    let mut opts = BusOptions::new(&sys.mnt, 120);
+    opts.global = vec!["--config".into(), cfg.clone()];
+    let bus = Bus::start_with(opts);
+
+    // Unprivileged: polkit refuses both, naming the action; nothing changes.
+    let before = sys.state();
+    for (method, action, args) in [
+        ("CheckUpdates", "check", vec!["{}"]),
+        ("Update", "apply", vec!["{'boot-only': <true>}"]),
+    ] {
+        let out = bus.gdbus_call(Some(NOBODY), PATH, &format!("{MANAGER}.{method}"), &args);
+        assert!(!out.status.success(), "{method} succeeded as nobody");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{ERR}.NotAuthorized"))
+                && err.contains(&format!("org.opensuse.transactionallivepatch.{action}")),
+            "{method}: {}",
+            out_text(&out)
+        );
+    }
+    assert_eq!(sys.state(), before, "a denied call changed the system");
+    // A wrong option is a usage error before anything runs.
+    let out = bus.gdbus_call(
+        None,
+        PATH,
+        &format!("{MANAGER}.CheckUpdates"),
+        &["{'boot-only': <true>}"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("{ERR}.Usage")),
+        "{}",
+        out_text(&out)
+    );
+
+    // Root: the report of `check --json`, and nothing changed.
+    let check = |bus: &Bus| -> serde_json::Value {
+        let t = Instant::now();
+        let doc = busctl_string(&bus.busctl_call(None, "CheckUpdates", &["a{sv}", "0"]));
+        eprintln!("CheckUpdates in {:.1} s:\n{doc}", t.elapsed().as_secs_f64());
+        serde_json::from_str(&doc).unwrap()
+    };
+    let r = check(&bus);
+    assert_eq!(sys.state(), before, "CheckUpdates changed the system");
+    let cli = sys.tlp(&["--config", &cfg, "check", "--json"]);
+    assert_eq!(cli.status.code(), Some(100), "{}", out_text(&cli));
+    assert_eq!(
+        r,
+        serde_json::from_slice::<serde_json::Value>(&cli.stdout).unwrap()
+    );
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["update_available"], true);
+    assert_eq!(r["default_snapshot"], 1);
+    let p = &r["packages"][0];
+    assert_eq!(p["name"], PKG);
+    assert_eq!(p["installed"], serde_json::Value::Null);
+    assert_eq!(p["available"], "1-1");
+    assert_eq!(p["repository"], "tlp test livepatches");
+    assert_eq!(
+        bus.busctl(
+            None,
+            &["get-property", NAME, PATH, MANAGER, "ActiveTransaction"]
+        )
+        .stdout,
+        b"o \"/\"\n",
+        "CheckUpdates is no transaction"
+    );
+
+    // Update, boot only: a transaction with the resolve and apply steps.
+    let rt = runtime();
+    rt.block_on(async {
+        let conn = bus.connect().await;
+        let mut signals = subscribe(&conn).await;
+        let reply = conn
+            .call_method(Some(NAME), PATH, Some(MANAGER), "Update", &(boot_only(),))
+            .await
+            .expect("Update as root");
+        let path: OwnedObjectPath = reply.body().deserialize().unwrap();
+        let sigs = collect(&mut signals, path.as_str(), Duration::from_secs(600)).await;
+        print_sequence("Update(boot-only)", &sigs);
+        assert_eq!(
+            sigs.last(),
+            Some(&Sig::Finished(true, String::new(), String::new())),
+            "{sigs:#?}\n{}",
+            bus.logs()
+        );
+        assert_well_ordered(&sigs);
+        let begun: Vec<&str> = sigs
+            .iter()
+            .filter_map(|s| match s {
+                Sig::TaskBegin(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(begun[1], "Refreshing the repositories", "{begun:?}");
+        assert!(
+            begun.contains(&format!("Downloading {PKG}").as_str()),
+            "{begun:?}"
+        );
+        assert!(begun.contains(&"Checking the package"), "{begun:?}");
+        let tx = TransactionProxy::builder(&conn)
+            .path(path.clone())
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(tx.kind().await.unwrap(), "update");
+        assert!(tx.success().await.unwrap());
+        let report: serde_json::Value = serde_json::from_str(&tx.report().await.unwrap()).unwrap();
+        eprintln!("Update report: {report:#}");
+        assert_eq!(report["result"], "applied", "{report:#}");
+        assert_eq!(report["policy"], "apply");
+        assert_eq!(report["check"]["packages"][0]["available"], "1-1");
+        assert_eq!(report["applied"][0]["package"], format!("{PKG}-1-1.x86_64"));
+        assert_eq!(report["applied"][0]["live"], false);
+        let n = report["applied"][0]["new_snapshot"].as_u64().unwrap();
+        assert_eq!(sys.default_number(), n);
+        assert_eq!(
+            begun.last().copied(),
+            Some(format!("Making snapshot {n} the default").as_str()),
+            "{begun:?}"
+        );
+        let m = ManagerProxy::new(&conn).await.unwrap();
+        assert_eq!(u64::from(m.default_snapshot().await.unwrap()), n);
+    });
+    let n = sys.default_number();
+    assert_ne!(n, 1);
+    assert!(sys.is_readonly(n));
+    assert!(sys.rpm_installed(n, &format!("{PKG}-1-1")));
+    assert!(!sys.rpm_installed(1, PKG));
+
+    // v2 published with its advisory: installed 1-1, 2-1 available, its CVE.
+    server.add(&cumulative(2));
+    server.publish(&updateinfo(&[(1, "CVE-2026-0001"), (2, "CVE-2026-0002")]));
+    let before = sys.state();
+    let r = check(&bus);
+    assert_eq!(sys.state(), before, "CheckUpdates changed the system");
+    let p = &r["packages"][0];
+    assert_eq!(r["default_snapshot"], n);
+    assert_eq!(p["installed"], "1-1");
+    assert_eq!(p["available"], "2-1");
+    assert_eq!(p["update_available"], true);
+    assert_eq!(p["cves"], serde_json::json!(["CVE-2026-0002"]));
+    assert_eq!(p["advisories"][0]["id"], "TLP-TEST-2026-2");
+    assert_eq!(p["advisories"][0]["severity"], "important");
+    // The history has the apply the update made, nothing else.
+    let list: serde_json::Value = serde_json::from_str(&sys.tlp_ok(&["list", "--json"])).unwrap();
+    let kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["apply"], "{list:#}");
 }

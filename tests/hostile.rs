@@ -366,6 +366,12 @@ enum Call {
         boot_only: bool,
     },
     Recover,
+    Update {
+        boot_only: bool,
+    },
+    /// Not a transaction: only ever expected to be refused (see
+    /// [`Daemon::gdbus_as`]).
+    CheckUpdates,
 }
 
 impl Call {
@@ -457,12 +463,16 @@ impl Daemon {
                 .bus
                 .call("Rollback", &(opts(*boot_only, *snapshot),), limit),
             Call::Recover => self.bus.call("Recover", &(), limit),
+            Call::Update { boot_only } => {
+                self.bus.call("Update", &(opts(*boot_only, None),), limit)
+            }
+            Call::CheckUpdates => panic!("CheckUpdates starts no transaction: use gdbus_as"),
         }
     }
 
-    /// The same call through `gdbus` as user `uid`; only its refusal is
-    /// read (the caller expects one).
-    fn gdbus_as(&self, uid: u32, call: &Call) -> (CallResult, Output) {
+    /// The same call through `gdbus` as user `uid` (None: root); only its
+    /// refusal is read (the caller expects one).
+    fn gdbus_as(&self, uid: Option<u32>, call: &Call) -> (CallResult, Output) {
         let (method, args): (&str, Vec<String>) = match call {
             Call::Apply { pkg, boot_only } => (
                 "Apply",
@@ -489,11 +499,20 @@ impl Daemon {
                 ("Rollback", vec![format!("{{{}}}", o.join(", "))])
             }
             Call::Recover => ("Recover", vec![]),
+            Call::Update { boot_only } => (
+                "Update",
+                vec![if *boot_only {
+                    "{'boot-only': <true>}".into()
+                } else {
+                    "{}".into()
+                }],
+            ),
+            Call::CheckUpdates => ("CheckUpdates", vec!["{}".into()]),
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self
             .bus
-            .gdbus_call(Some(uid), PATH, &format!("{MANAGER}.{method}"), &args);
+            .gdbus_call(uid, PATH, &format!("{MANAGER}.{method}"), &args);
         // gdbus prints "Error: GDBus.Error:NAME: MESSAGE".
         let err = stderr(&out);
         let r = match err.split_once("GDBus.Error:") {
@@ -1554,9 +1573,21 @@ fn cli_and_dbus_at_once_get_busy() {
             },
         ),
         ("D-Bus Recover while a CLI apply runs", Call::Recover),
+        (
+            "D-Bus Update while a CLI apply runs",
+            Call::Update { boot_only: true },
+        ),
+        // Its child `check` takes the lock as the CLI's would, and says whose it is.
+        (
+            "D-Bus CheckUpdates while a CLI apply runs",
+            Call::CheckUpdates,
+        ),
     ] {
         let before = probe(&sys);
-        let r = daemon.call(&call);
+        let r = match call {
+            Call::CheckUpdates => daemon.gdbus_as(None, &call).0,
+            _ => daemon.call(&call),
+        };
         let same = probe(&sys) == before;
         ck.check_dbus(
             cat,
@@ -2056,9 +2087,18 @@ fn non_root_is_refused_for_every_changing_command() {
             "rollback",
         ),
         ("Recover", Call::Recover, "recover"),
+        // Update installs a package: the action of Apply.
+        (
+            "Update (boot-only)",
+            Call::Update { boot_only: true },
+            "apply",
+        ),
+        ("Update (live)", Call::Update { boot_only: false }, "apply"),
+        // It would make the service contact the repositories.
+        ("CheckUpdates", Call::CheckUpdates, "check"),
     ] {
         let before = (probe(&sys), journal_files(&sys));
-        let (r, out) = daemon.gdbus_as(NOBODY, &call);
+        let (r, out) = daemon.gdbus_as(Some(NOBODY), &call);
         let same = (probe(&sys), journal_files(&sys)) == before;
         let action = format!("org.opensuse.transactionallivepatch.{action}");
         ck.check_dbus(

@@ -120,9 +120,10 @@ impl Manager {
 
 /// transactional-livepatch: kernel livepatches applied as one transaction on a
 /// btrfs snapshot root, so that what runs equals what boots. Reading the state
-/// needs no authorization; Inspect, Apply, Rollback and Recover are authorized
-/// by polkit (actions org.opensuse.transactionallivepatch.inspect, .apply,
-/// .rollback, .recover). Errors are
+/// needs no authorization; Inspect, CheckUpdates, Apply, Update, Rollback and
+/// Recover are authorized by polkit (actions
+/// org.opensuse.transactionallivepatch.inspect, .check, .apply (Apply and
+/// Update), .rollback, .recover). Errors are
 /// org.opensuse.TransactionalLivepatch1.Error.NAME, NAME being a failure kind
 /// of the command line (NotAuthorized, Busy, InvalidPackage, KernelUnsupported, ...).
 #[interface(name = "org.opensuse.TransactionalLivepatch1.Manager")]
@@ -181,7 +182,36 @@ impl Manager {
             .to_owned();
         polkit::authorize(conn, &sender, polkit::ACTION_INSPECT).await?;
         let file = open_package(Path::new(package))?;
+        let _running = self.shared.call_guard();
         super::transaction::inspect(&self.shared.opts, file).await
+    }
+
+    /// Ask the configured repositories for a newer livepatch for the running
+    /// kernel, changing nothing, and return the JSON document
+    /// `transactional-livepatch check --json` prints: for each configured
+    /// package the edition installed in the default snapshot, the newest
+    /// available one, its repository, the advisories that bring it (with
+    /// severity) and their CVEs; "update_available" says whether Update
+    /// would install anything. It runs `check` as a child, which holds the
+    /// transaction lock while it looks (a running transaction makes it
+    /// Busy). Authorized by polkit (action
+    /// org.opensuse.transactionallivepatch.check: it contacts the
+    /// repositories). No options yet.
+    async fn check_updates(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        options: Options,
+    ) -> Result<String, DaemonError> {
+        self.shared.touch();
+        check_keys(&options, &[])?;
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| DaemonError::new(FailureKind::NotAuthorized, "call without a sender"))?
+            .to_owned();
+        polkit::authorize(conn, &sender, polkit::ACTION_CHECK).await?;
+        let _running = self.shared.call_guard();
+        super::transaction::check(&self.shared.opts).await
     }
 
     /// Apply the livepatch RPM at `package` (an absolute path to a regular
@@ -199,6 +229,29 @@ impl Manager {
         check_keys(&options, &["boot-only"])?;
         let op = Operation::Apply {
             package: PathBuf::from(package),
+            boot_only: bool_option(&options, "boot-only")?,
+        };
+        self.start(&hdr, conn, polkit::ACTION_APPLY, op).await
+    }
+
+    /// Install the newest livepatch for the running kernel from the
+    /// configured repositories (what CheckUpdates reports), downloaded and
+    /// signature-checked by zypper, through the same transaction as Apply;
+    /// already up to date is success. Options: "boot-only" (b): stage for
+    /// the next boot only. Authorized by polkit as Apply (action
+    /// org.opensuse.transactionallivepatch.apply: it installs a package).
+    /// Returns the transaction object at once; its Report is the JSON of
+    /// `transactional-livepatch update --json`.
+    #[zbus(out_args("transaction"))]
+    async fn update(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        options: Options,
+    ) -> Result<OwnedObjectPath, DaemonError> {
+        self.shared.touch();
+        check_keys(&options, &["boot-only"])?;
+        let op = Operation::Update {
             boot_only: bool_option(&options, "boot-only")?,
         };
         self.start(&hdr, conn, polkit::ACTION_APPLY, op).await

@@ -133,6 +133,9 @@ struct State {
     /// Set when the daemon decided to exit: no new transaction starts.
     stopping: bool,
     status: Option<(Instant, Arc<Status>)>,
+    /// Method calls that run a child and answer when it ends (Inspect,
+    /// CheckUpdates): the idle exit waits for them as for a transaction.
+    calls: usize,
 }
 
 /// What the interfaces and the transactions share.
@@ -154,6 +157,7 @@ impl Shared {
                 last_activity: Instant::now(),
                 stopping: false,
                 status: None,
+                calls: 0,
             }),
             ended: tokio::sync::Notify::new(),
         }
@@ -167,6 +171,14 @@ impl Shared {
     /// A call arrived: the idle time starts over.
     pub fn touch(&self) {
         self.lock().last_activity = Instant::now();
+    }
+
+    /// A long call begins; the idle time starts over when it ends (the guard drops).
+    pub fn call_guard(self: &Arc<Self>) -> CallGuard {
+        let mut st = self.lock();
+        st.calls += 1;
+        st.last_activity = Instant::now();
+        CallGuard(self.clone())
     }
 
     pub fn active_path(&self) -> OwnedObjectPath {
@@ -290,7 +302,7 @@ impl Shared {
             return false;
         };
         let mut st = self.lock();
-        if st.active.is_none() && st.last_activity.elapsed() >= idle {
+        if st.active.is_none() && st.calls == 0 && st.last_activity.elapsed() >= idle {
             st.stopping = true;
         }
         st.stopping
@@ -309,6 +321,17 @@ impl Shared {
             }
             ended.await;
         }
+    }
+}
+
+/// A running long call (see [`Shared::call_guard`]).
+pub struct CallGuard(Arc<Shared>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.calls -= 1;
+        st.last_activity = Instant::now();
     }
 }
 
@@ -378,6 +401,26 @@ async fn serve_async(opts: DaemonOptions) -> Result<()> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    /// A long call (CheckUpdates refreshing slow repositories) keeps the
+    /// service from exiting idle under it; when it ends the idle time
+    /// starts over.
+    #[test]
+    fn the_idle_exit_waits_for_long_calls() {
+        let shared = Arc::new(Shared::new(DaemonOptions {
+            root: "/nonexistent".into(),
+            kernel_root: "/".into(),
+            config: None,
+            idle_exit: Some(Duration::from_millis(20)),
+        }));
+        let call = shared.call_guard();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!shared.stop_if_idle(), "exited under a running call");
+        drop(call);
+        assert!(!shared.stop_if_idle(), "the idle time did not start over");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(shared.stop_if_idle());
+    }
 
     #[test]
     fn only_files_directly_in_the_spool_are_spooled() {

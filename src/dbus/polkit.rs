@@ -10,7 +10,8 @@ use crate::error::FailureKind;
 use std::collections::HashMap;
 use zbus::{Connection, Variant, names::UniqueName};
 
-/// One polkit action per changing operation (dbus/org.opensuse.transactionallivepatch.policy).
+/// One polkit action per changing operation (dbus/org.opensuse.transactionallivepatch.policy);
+/// Update installs a package like Apply and is authorized by [`ACTION_APPLY`].
 pub const ACTION_APPLY: &str = "org.opensuse.transactionallivepatch.apply";
 pub const ACTION_ROLLBACK: &str = "org.opensuse.transactionallivepatch.rollback";
 pub const ACTION_RECOVER: &str = "org.opensuse.transactionallivepatch.recover";
@@ -18,6 +19,9 @@ pub const ACTION_RECOVER: &str = "org.opensuse.transactionallivepatch.recover";
 /// without authorization it would tell anyone facts about files only root
 /// may read (their existence, digests, file lists).
 pub const ACTION_INSPECT: &str = "org.opensuse.transactionallivepatch.inspect";
+/// CheckUpdates makes the service contact the configured repositories (and
+/// briefly creates a snapshot for zypper): not for anyone who asks.
+pub const ACTION_CHECK: &str = "org.opensuse.transactionallivepatch.check";
 
 /// CheckAuthorization flag: an authentication agent may ask the user.
 const ALLOW_USER_INTERACTION: u32 = 1;

@@ -1,7 +1,7 @@
 //! One changing operation: its D-Bus object, and the child process that does it.
 //!
 //! The work runs in a child process of this same binary (`--progress-json
-//! apply|rollback|recover --json`): apply enters a private mount namespace,
+//! apply|rollback|recover|update --json`): apply enters a private mount namespace,
 //! which needs a single-threaded process, and a child that dies takes its
 //! mounts with it. The child takes the transaction lock itself, exactly as the
 //! CLI does. Its JSON progress lines on stderr become signals here; its exit
@@ -33,6 +33,11 @@ pub enum Operation {
         boot_only: bool,
     },
     Recover,
+    /// `update`: the newest livepatch for the running kernel from the
+    /// configured repositories, through the same apply transaction.
+    Update {
+        boot_only: bool,
+    },
 }
 
 impl Operation {
@@ -41,6 +46,7 @@ impl Operation {
             Operation::Apply { .. } => "apply",
             Operation::Rollback { .. } => "rollback",
             Operation::Recover => "recover",
+            Operation::Update { .. } => "update",
         }
     }
 
@@ -59,6 +65,7 @@ impl Operation {
                 boot_only,
             } => format!("rollback{}", boot(*boot_only)),
             Operation::Recover => "recover".to_string(),
+            Operation::Update { boot_only } => format!("update{}", boot(*boot_only)),
         }
     }
 
@@ -84,6 +91,11 @@ impl Operation {
                 if let Some(n) = snapshot {
                     a.push(n.to_string());
                 }
+                if *boot_only {
+                    a.push("--boot-only".into());
+                }
+            }
+            Operation::Update { boot_only } => {
                 if *boot_only {
                     a.push("--boot-only".into());
                 }
@@ -188,11 +200,11 @@ impl Transaction {
     }
 }
 
-/// A transaction of the transactional-livepatch service: an apply, a rollback
-/// or a recover, running or finished.
+/// A transaction of the transactional-livepatch service: an apply, a
+/// rollback, a recover or an update, running or finished.
 #[interface(name = "org.opensuse.TransactionalLivepatch1.Transaction")]
 impl Transaction {
-    /// "apply", "rollback" or "recover".
+    /// "apply", "rollback", "recover" or "update".
     #[zbus(property(emits_changed_signal = "const"))]
     fn kind(&self) -> String {
         self.kind.clone()
@@ -236,7 +248,8 @@ impl Transaction {
     }
 
     /// On success, the JSON report of the command (as `apply --json`,
-    /// `rollback --json` or `recover --json` print it); empty otherwise.
+    /// `rollback --json`, `recover --json` or `update --json` print it);
+    /// empty otherwise.
     #[zbus(property)]
     fn report(&self) -> String {
         self.report.clone()
@@ -379,18 +392,53 @@ pub(super) async fn inspect(
     opts: &super::DaemonOptions,
     package: File,
 ) -> Result<String, super::error::DaemonError> {
+    json_child(
+        opts,
+        &["inspect", "/dev/stdin", "--against-default", "--json"],
+        Stdio::from(package),
+        &[0],
+    )
+    .await
+}
+
+/// `check --json` in a child, which takes the transaction lock itself for
+/// as long as the check runs, exactly as from the command line (and gets
+/// Busy while a transaction holds it). Exit 0 (up to date) and
+/// [`crate::update::EXIT_UPDATE_AVAILABLE`] are both a report.
+pub(super) async fn check(
+    opts: &super::DaemonOptions,
+) -> Result<String, super::error::DaemonError> {
+    json_child(
+        opts,
+        &["check", "--json"],
+        Stdio::null(),
+        &[0, crate::update::EXIT_UPDATE_AVAILABLE],
+    )
+    .await
+}
+
+/// Run this tool with `args` and return its JSON stdout when it exits with
+/// one of `ok_codes`; otherwise the typed error of its exit code, with its
+/// `error:` line as the message.
+async fn json_child(
+    opts: &super::DaemonOptions,
+    args: &[&str],
+    stdin: Stdio,
+    ok_codes: &[i32],
+) -> Result<String, super::error::DaemonError> {
     use super::error::DaemonError;
+    let what = args.first().copied().unwrap_or("the tool");
     let mut cmd = tool_command(opts);
-    cmd.args(["inspect", "/dev/stdin", "--against-default", "--json"])
-        .stdin(Stdio::from(package))
+    cmd.args(args)
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let out = cmd
         .output()
         .await
-        .map_err(|e| DaemonError::new(FailureKind::Internal, format!("starting inspect: {e}")))?;
-    if out.status.success() {
+        .map_err(|e| DaemonError::new(FailureKind::Internal, format!("starting {what}: {e}")))?;
+    if out.status.code().is_some_and(|c| ok_codes.contains(&c)) {
         return Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string());
     }
     let kind = out
@@ -404,7 +452,7 @@ pub(super) async fn inspect(
         .rev()
         .find_map(|l| l.strip_prefix("error: "))
         .map(str::to_string)
-        .unwrap_or_else(|| format!("inspect failed ({})", out.status));
+        .unwrap_or_else(|| format!("{what} failed ({})", out.status));
     Err(DaemonError::new(kind, message))
 }
 
@@ -575,5 +623,13 @@ mod tests {
         };
         assert_eq!(r.args(), ["rollback", "3", "--json"]);
         assert_eq!(Operation::Recover.args(), ["recover", "--json"]);
+        let u = Operation::Update { boot_only: true };
+        assert_eq!(u.args(), ["update", "--boot-only", "--json"]);
+        assert_eq!(u.describe(), "update (boot only)");
+        assert_eq!(u.kind(), "update");
+        assert_eq!(
+            Operation::Update { boot_only: false }.args(),
+            ["update", "--json"]
+        );
     }
 }

@@ -2,9 +2,12 @@
 // Env: TLP_URL, TLP_USER, TLP_PASS, TLP_PKG (a package path on the host),
 // TLP_UPLOAD (a package uploaded from the browser), TLP_KVER (the running
 // kernel the daemon sees), TLP_DRIFT_PATCH (live there, not at boot),
-// TLP_CVES (comma-separated, named by the uploaded package), TLP_SHOTS,
-// CHROMIUM.
+// TLP_CVES (comma-separated, named by the uploaded package), TLP_UPDATE_PKG
+// (the package the test repository serves), TLP_UPDATE_CVE (the CVE of its
+// version 2), TLP_SHOTS, CHROMIUM.
 // Prints "STEP name" lines; exits non-zero on the first failed expectation.
+// Prints "PUBLISH 2" when the test should publish version 2 of the update
+// package, and waits for a line on stdin saying it did.
 "use strict";
 const { chromium } = require("playwright-core");
 const fs = require("fs");
@@ -12,6 +15,19 @@ const fs = require("fs");
 const url = process.env.TLP_URL;
 const shots = process.env.TLP_SHOTS;
 const T = 120000;
+
+// Lines the test writes to our stdin, one per request.
+const stdinLines = [];
+let stdinWaiter = null;
+require("readline").createInterface({ input: process.stdin }).on("line", (l) => {
+    stdinLines.push(l);
+    if (stdinWaiter) { stdinWaiter(); stdinWaiter = null; }
+});
+async function nextStdinLine() {
+    while (!stdinLines.length)
+        await new Promise((resolve) => { stdinWaiter = resolve; });
+    return stdinLines.shift();
+}
 
 async function main() {
     fs.mkdirSync(shots, { recursive: true });
@@ -34,8 +50,9 @@ async function main() {
     const textOf = async (f, sel) => ((await f.locator(sel).textContent()) || "").trim();
     const drift = process.env.TLP_DRIFT_PATCH;
     // The end of a transaction: fail at once on an error, not at a timeout.
-    const finished = async (f) => {
-        const r = f.locator("#tlp-result.tlp-success, #tlp-result.tlp-danger");
+    const finished = async (f, prefix) => {
+        const id = "#" + (prefix || "tlp") + "-result";
+        const r = f.locator(`${id}.tlp-success, ${id}.tlp-danger`);
         await r.waitFor({ timeout: 600000 });
         const cls = await r.getAttribute("class");
         expect(cls.includes("tlp-success"), "transaction failed: " + await r.textContent());
@@ -71,6 +88,11 @@ async function main() {
         await f.locator("#tlp-result.tlp-danger").filter({ hasText: "NotAuthorized" }).waitFor();
         console.log("read-only result: " + await f.locator("#tlp-result").textContent());
         expect(await f.locator("#tlp-preflight").isHidden(), "facts shown to a read-only session");
+        // Checking for updates contacts the repositories: refused too.
+        await f.locator("#tlp-check").click();
+        await f.locator("#tlp-up-result.tlp-danger").filter({ hasText: "transactionallivepatch.check" }).waitFor();
+        console.log("read-only check: " + await f.locator("#tlp-up-result").textContent());
+        expect(await f.locator("#tlp-up-found").isHidden(), "updates shown to a read-only session");
         await shot("02-read-only-inspect-refused");
 
         // Switch to administrative access (sudo).
@@ -175,10 +197,55 @@ async function main() {
         await f.locator("#tlp-history tbody tr", { hasText: "tlp-livepatch-cve" }).first().scrollIntoViewIfNeeded();
         await shot("11-upload-applied-cves");
 
+        // Updates: the test repository serves version 1 of the update package.
+        const upkg = process.env.TLP_UPDATE_PKG;
+        const upRow = f.locator(`#tlp-updates tbody tr[data-name="${upkg}"]`);
+        const cells = async () => (await upRow.locator("td").allTextContents()).map((c) => c.trim());
+        await f.locator("#tlp-check").click();
+        await upRow.waitFor();
+        let uc = await cells();
+        console.log("update row (v1 served): " + JSON.stringify(uc));
+        expect(uc[1] === "not installed" && uc[2] === "1-1.x86_64" && uc[3] === "tlp test livepatches", "update row: " + uc);
+        const sum1 = await textOf(f, "#tlp-up-summary");
+        expect(sum1.startsWith("An update is available for kernel " + process.env.TLP_KVER), "summary: " + sum1);
+        await f.locator("#tlp-update").scrollIntoViewIfNeeded();
+        await shot("12-update-available");
+        // Install it, boot only, with the progress of a transaction.
+        await f.locator("#tlp-up-bootonly").check();
+        await f.locator("#tlp-update").click();
+        await f.locator("#tlp-up-steps li").first().waitFor();
+        await finished(f, "tlp-up");
+        const usteps = await f.locator("#tlp-up-steps li").allTextContents();
+        console.log("update steps: " + JSON.stringify(usteps));
+        expect(usteps.some((t) => t.startsWith("Refreshing the repositories")) && usteps.some((t) => t.startsWith("Building the initrd")), "update steps: " + usteps);
+        expect((await textOf(f, "#tlp-up-progress-percent")) === "100%", "update progress did not reach 100%");
+        const ures = await textOf(f, "#tlp-up-result");
+        console.log("update result: " + ures);
+        expect(ures.startsWith(`Staged ${upkg}-1-1.x86_64 for the next boot in snapshot `), "update result: " + ures);
+        await f.locator("#tlp-history tbody tr", { hasText: upkg + "-1-1" }).first().waitFor();
+        expect(await f.locator("#tlp-up-found").isHidden(), "the check from before the update is still shown");
+        await shot("13-update-installed");
+        // Version 2 published, with its advisory: the page shows the CVE.
+        console.log("PUBLISH 2");
+        expect((await nextStdinLine()) === "published", "the test did not publish version 2");
+        await f.locator("#tlp-check").click();
+        await upRow.filter({ hasText: "2-1.x86_64" }).waitFor();
+        uc = await cells();
+        console.log("update row (v2 served): " + JSON.stringify(uc));
+        expect(uc[1] === "1-1" && uc[2] === "2-1.x86_64", "update row: " + uc);
+        expect(uc[5] === process.env.TLP_UPDATE_CVE, "update CVEs: " + uc[5]);
+        const adv = await upRow.locator(".tlp-advisory").first().textContent();
+        console.log("advisory: " + adv);
+        expect(adv.includes("TLP-TEST-2026-2") && adv.includes("important") && adv.includes("security"), "advisory: " + adv);
+        const sum2 = await textOf(f, "#tlp-up-summary");
+        expect(sum2.includes("(fixes " + process.env.TLP_UPDATE_CVE + ")"), "summary: " + sum2);
+        await f.locator("#tlp-updates-card").scrollIntoViewIfNeeded();
+        await shot("14-update-with-cve");
+
         // Cockpit's dark theme, switched in the shell's storage, is followed.
         await page.evaluate(() => window.localStorage.setItem("shell:style", "dark"));
         await f.locator("html.pf-theme-dark").waitFor({ state: "attached" });
-        await shot("12-dark-theme");
+        await shot("15-dark-theme");
         await page.evaluate(() => window.localStorage.setItem("shell:style", "light"));
         await f.locator("html:not(.pf-theme-dark)").waitFor({ state: "attached" });
         console.log("DONE");
@@ -191,4 +258,5 @@ async function main() {
     }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+// Exit explicitly: the stdin reader would keep node waiting for the test.
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bus;
+pub mod repo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,7 +22,7 @@ pub fn support(script: &str) -> PathBuf {
     repo().join("tests/support").join(script)
 }
 
-fn have(cmd: &str) -> bool {
+pub fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd} >/dev/null")])
         .status()
