@@ -22,6 +22,7 @@ use nix::sys::stat::{Mode, SFlag, fstat, fstatat};
 use nix::sys::statfs::{BTRFS_SUPER_MAGIC, fstatfs};
 use std::ffi::OsStr;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -239,39 +240,28 @@ pub fn default_subvolume(path: &Path) -> Result<u64> {
         || {
             let fd = open_dir(path, true)?;
             require_btrfs(&fd, path)?;
-            let mut key = ioctl::SearchKey {
-                tree_id: ioctl::ROOT_TREE_OBJECTID,
-                min_objectid: ioctl::ROOT_TREE_DIR_OBJECTID,
-                max_objectid: ioctl::ROOT_TREE_DIR_OBJECTID,
-                min_type: ioctl::DIR_ITEM_KEY,
-                max_type: ioctl::DIR_ITEM_KEY,
-                min_offset: 0,
-                max_offset: u64::MAX,
-                min_transid: 0,
-                max_transid: u64::MAX,
-                ..Default::default()
-            };
-            loop {
-                key.nr_items = 4096;
-                let mut args = ioctl::SearchArgs::new(key);
-                ioctl::tree_search(fd.as_fd(), &mut args).map_err(io_err)?;
-                let items = parse_search_buf(&args.buf, args.key.nr_items)?;
-                let Some(last) = items.last() else {
-                    // No "default" entry: the top level is the default.
-                    return Ok(TOP_LEVEL_ID);
-                };
-                for item in &items {
+            // No "default" entry: the top level is the default.
+            let mut default = TOP_LEVEL_ID;
+            let found = tree_search_all(
+                &fd,
+                ioctl::ROOT_TREE_DIR_OBJECTID,
+                ioctl::ROOT_TREE_DIR_OBJECTID,
+                ioctl::DIR_ITEM_KEY,
+                |item| {
                     if item.objectid == ioctl::ROOT_TREE_DIR_OBJECTID
                         && item.item_type == ioctl::DIR_ITEM_KEY
                         && let Some(id) = dir_item_location(item.data, b"default")?
                     {
-                        return Ok(id);
+                        default = id;
+                        return Ok(ControlFlow::Break(()));
                     }
-                }
-                if last.offset == u64::MAX {
-                    return Ok(TOP_LEVEL_ID);
-                }
-                key.min_offset = last.offset + 1;
+                    Ok(ControlFlow::Continue(()))
+                },
+            );
+            match found {
+                Ok(()) => Ok(default),
+                Err(SearchError::Denied) => Err(io_err(Errno::EPERM).into()),
+                Err(SearchError::Other(e)) => Err(e),
             }
         },
     )
@@ -482,7 +472,7 @@ pub fn child_subvolumes(dir: &OwnedFd) -> Result<Option<Vec<ChildSubvolume>>> {
     let mut children = Vec::new();
     let refs = tree_search_all(dir, parent, parent, ioctl::ROOT_REF_KEY, |item| {
         if item.objectid != parent || item.item_type != ioctl::ROOT_REF_KEY {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         }
         let d = item.data;
         let Some(fixed) = d.get(..ioctl::ROOT_REF_SIZE) else {
@@ -498,7 +488,7 @@ pub fn child_subvolumes(dir: &OwnedFd) -> Result<Option<Vec<ChildSubvolume>>> {
             name: name.to_vec(),
             readonly: false,
         });
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     });
     match refs {
         Ok(()) => {}
@@ -518,7 +508,7 @@ pub fn child_subvolumes(dir: &OwnedFd) -> Result<Option<Vec<ChildSubvolume>>> {
         // The search range is a range of whole keys: between two ids it also
         // yields their other items, and other subvolumes' root items.
         if item.item_type != ioctl::ROOT_ITEM_KEY {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         }
         let o = ioctl::ROOT_ITEM_FLAGS_OFFSET;
         let Some(f) = item.data.get(o..o + 8) else {
@@ -526,7 +516,7 @@ pub fn child_subvolumes(dir: &OwnedFd) -> Result<Option<Vec<ChildSubvolume>>> {
         };
         let f = u64::from_le_bytes(f.try_into().expect("8 bytes"));
         flags.insert(item.objectid, f & ioctl::ROOT_SUBVOL_RDONLY != 0);
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     });
     match items {
         Ok(()) => {}
@@ -555,13 +545,13 @@ enum SearchError {
 /// Every item of the root tree with a key from (`min_objectid`, `key_type`,
 /// 0) to (`max_objectid`, `key_type`, max), in key order, handed to `each`.
 /// The range is one of whole keys, so items of other types between them come
-/// too: `each` filters.
+/// too: `each` filters. `each` may end the walk early with `Break`.
 fn tree_search_all(
     fd: &OwnedFd,
     min_objectid: u64,
     max_objectid: u64,
     key_type: u32,
-    mut each: impl FnMut(&SearchItem<'_>) -> Result<()>,
+    mut each: impl FnMut(&SearchItem<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<(), SearchError> {
     let mut key = ioctl::SearchKey {
         tree_id: ioctl::ROOT_TREE_OBJECTID,
@@ -588,7 +578,9 @@ fn tree_search_all(
             return Ok(());
         };
         for item in &items {
-            each(item).map_err(SearchError::Other)?;
+            if each(item).map_err(SearchError::Other)?.is_break() {
+                return Ok(());
+            }
         }
         // Continue after the last key returned.
         let (o, t, off) = (last.objectid, last.item_type, last.offset);
