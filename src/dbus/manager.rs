@@ -87,6 +87,20 @@ pub fn open_package(path: &Path) -> Result<File, DaemonError> {
     Ok(file)
 }
 
+/// The sender of the call `hdr`, once polkit has authorized it for `action`.
+async fn authorized_caller(
+    hdr: &Header<'_>,
+    conn: &Connection,
+    action: &str,
+) -> Result<zbus::names::UniqueName<'static>, DaemonError> {
+    let sender = hdr
+        .sender()
+        .ok_or_else(|| DaemonError::new(FailureKind::NotAuthorized, "call without a sender"))?
+        .to_owned();
+    polkit::authorize(conn, &sender, action).await?;
+    Ok(sender)
+}
+
 impl Manager {
     /// Authorize the caller, then start `op` as a transaction.
     async fn start(
@@ -97,11 +111,7 @@ impl Manager {
         op: Operation,
     ) -> Result<OwnedObjectPath, DaemonError> {
         self.shared.touch();
-        let sender = hdr
-            .sender()
-            .ok_or_else(|| DaemonError::new(FailureKind::NotAuthorized, "call without a sender"))?
-            .to_owned();
-        polkit::authorize(conn, &sender, action).await?;
+        let sender = authorized_caller(hdr, conn, action).await?;
         // Only now, authorized, is the caller's path opened.
         let package = match &op {
             Operation::Apply { package, .. } => Some(open_package(package)?),
@@ -176,11 +186,7 @@ impl Manager {
     ) -> Result<String, DaemonError> {
         self.shared.touch();
         check_keys(&options, &[])?;
-        let sender = hdr
-            .sender()
-            .ok_or_else(|| DaemonError::new(FailureKind::NotAuthorized, "call without a sender"))?
-            .to_owned();
-        polkit::authorize(conn, &sender, polkit::ACTION_INSPECT).await?;
+        authorized_caller(&hdr, conn, polkit::ACTION_INSPECT).await?;
         let file = open_package(Path::new(package))?;
         let _running = self.shared.call_guard();
         super::transaction::inspect(&self.shared.opts, file).await
@@ -205,11 +211,7 @@ impl Manager {
     ) -> Result<String, DaemonError> {
         self.shared.touch();
         check_keys(&options, &[])?;
-        let sender = hdr
-            .sender()
-            .ok_or_else(|| DaemonError::new(FailureKind::NotAuthorized, "call without a sender"))?
-            .to_owned();
-        polkit::authorize(conn, &sender, polkit::ACTION_CHECK).await?;
+        authorized_caller(&hdr, conn, polkit::ACTION_CHECK).await?;
         let _running = self.shared.call_guard();
         super::transaction::check(&self.shared.opts).await
     }
