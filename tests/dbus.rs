@@ -196,6 +196,28 @@ fn assert_well_ordered(sigs: &[Sig]) {
     }
 }
 
+/// The signals of a transaction that succeeded: Finished(true) last, and
+/// well ordered ([`assert_well_ordered`]).
+fn assert_succeeded(sigs: &[Sig], bus: &Bus) {
+    assert_eq!(
+        sigs.last(),
+        Some(&Sig::Finished(true, String::new(), String::new())),
+        "{sigs:#?}\n{}",
+        bus.logs()
+    );
+    assert_well_ordered(sigs);
+}
+
+/// The titles of the steps begun, in order.
+fn task_titles(sigs: &[Sig]) -> Vec<&str> {
+    sigs.iter()
+        .filter_map(|s| match s {
+            Sig::TaskBegin(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn print_sequence(what: &str, sigs: &[Sig]) {
     eprintln!("--- signals of {what}:");
     for s in sigs {
@@ -376,20 +398,8 @@ fn root_applies_boot_only_with_progress_signals_then_rolls_back() {
 
         let sigs = collect(&mut signals, path.as_str(), Duration::from_secs(600)).await;
         print_sequence("Apply(boot-only)", &sigs);
-        assert_eq!(
-            sigs.last(),
-            Some(&Sig::Finished(true, String::new(), String::new())),
-            "{sigs:#?}\n{}",
-            bus.logs()
-        );
-        assert_well_ordered(&sigs);
-        let begun: Vec<&str> = sigs
-            .iter()
-            .filter_map(|s| match s {
-                Sig::TaskBegin(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
+        assert_succeeded(&sigs, &bus);
+        let begun = task_titles(&sigs);
         assert_eq!(begun.len(), 6, "{begun:?}");
         assert_eq!(begun[0], "Checking the package");
         assert!(
@@ -455,12 +465,7 @@ fn root_applies_boot_only_with_progress_signals_then_rolls_back() {
         let path = manager.rollback(boot_only()).await.unwrap();
         let sigs = collect(&mut signals, path.as_str(), Duration::from_secs(300)).await;
         print_sequence("Rollback(boot-only)", &sigs);
-        assert_eq!(
-            sigs.last(),
-            Some(&Sig::Finished(true, String::new(), String::new())),
-            "{sigs:#?}"
-        );
-        assert_well_ordered(&sigs);
+        assert_succeeded(&sigs, &bus);
         assert!(
             sigs.contains(&Sig::TaskBegin("Making snapshot 1 the default".into())),
             "{sigs:#?}"
@@ -863,12 +868,7 @@ fn an_apply_over_the_bus_is_recorded_under_the_callers_path() {
         let manager = ManagerProxy::new(&conn).await.unwrap();
         let path = manager.apply(pkg, boot_only()).await.expect("Apply");
         let sigs = collect(&mut signals, path.as_str(), Duration::from_secs(600)).await;
-        assert_eq!(
-            sigs.last(),
-            Some(&Sig::Finished(true, String::new(), String::new())),
-            "{sigs:#?}\n{}",
-            bus.logs()
-        );
+        assert_succeeded(&sigs, &bus);
         let list: serde_json::Value =
             serde_json::from_str(&manager.list_transactions().await.unwrap()).unwrap();
         assert_eq!(list[0]["kind"], "apply", "{list:#}");
@@ -982,20 +982,8 @@ fn updates_are_checked_and_installed_over_the_bus() {
         let path: OwnedObjectPath = reply.body().deserialize().unwrap();
         let sigs = collect(&mut signals, path.as_str(), Duration::from_secs(600)).await;
         print_sequence("Update(boot-only)", &sigs);
-        assert_eq!(
-            sigs.last(),
-            Some(&Sig::Finished(true, String::new(), String::new())),
-            "{sigs:#?}\n{}",
-            bus.logs()
-        );
-        assert_well_ordered(&sigs);
-        let begun: Vec<&str> = sigs
-            .iter()
-            .filter_map(|s| match s {
-                Sig::TaskBegin(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
+        assert_succeeded(&sigs, &bus);
+        let begun = task_titles(&sigs);
         assert_eq!(begun[1], "Refreshing the repositories", "{begun:?}");
         assert!(
             begun.contains(&format!("Downloading {PKG}").as_str()),
